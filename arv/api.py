@@ -1,0 +1,107 @@
+"""The API object: mounts each app's router and maps errors to API.md's JSON answers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.db import DatabaseError, IntegrityError, connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError
+from ninja.parser import Parser
+
+from arv.auth.callers import BearerToken, api_auth
+from arv.db.errors import RETRY_AFTER_SECONDS, UNAVAILABLE_ERRORS, database_error_response, describe_database_error
+from arv.db.transaction import run_db
+from arv.db.workers import get_pool
+from arv.web.errors import Conflict, InvalidInput
+from companies.api import router as companies_router
+from storage.api import connections_router, folders_router
+
+
+class ObjectBodyParser(Parser):
+    """JSON bodies must be objects; anything else is a 400 (ninja answers parse errors so)."""
+
+    def parse_body(self, request: HttpRequest) -> dict[str, Any]:
+        data = json.loads(request.body)
+        if not isinstance(data, dict):
+            raise ValueError("the body must be a JSON object")
+        return data
+
+
+api = NinjaAPI(
+    title="ARV API",
+    version="1.0.0",
+    description="Companies and their storage. See API.md for the contract.",
+    auth=api_auth,
+    parser=ObjectBodyParser(),
+    docs_url="/docs",
+    openapi_url="/openapi.json",
+    urls_namespace="api",
+)
+api.add_router("/companies", companies_router)
+api.add_router("/companies", folders_router)
+api.add_router("/storage", connections_router)
+
+
+def _detail(request: HttpRequest, status: int, detail: Any) -> HttpResponse:
+    return api.create_response(request, {"detail": detail}, status=status)
+
+
+@api.exception_handler(AuthenticationError)
+def unauthenticated(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+    response = _detail(request, 401, "Authentication credentials were missing or invalid.")
+    response["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+@api.exception_handler(PermissionDenied)
+def forbidden(request: HttpRequest, exc: PermissionDenied) -> HttpResponse:
+    return _detail(request, 403, str(exc) or "You may not do this.")
+
+
+@api.exception_handler(Conflict)
+def conflict(request: HttpRequest, exc: Conflict) -> HttpResponse:
+    return _detail(request, 409, str(exc))
+
+
+@api.exception_handler(IntegrityError)
+def integrity_conflict(request: HttpRequest, exc: IntegrityError) -> HttpResponse:
+    # Uniqueness and "still in use" are enforced by the database's constraints.
+    return _detail(request, 409, "Conflict: a unique value is already taken or the object is still in use.")
+
+
+@api.exception_handler(InvalidInput)
+def invalid_input(request: HttpRequest, exc: InvalidInput) -> HttpResponse:
+    return _detail(request, 422, exc.as_detail())
+
+
+for unavailable in UNAVAILABLE_ERRORS:
+    api.add_exception_handler(unavailable, lambda request, exc: database_error_response(exc))
+
+
+def _ping() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+
+
+@api.get("/health", auth=None, tags=["health"])
+async def health(request: HttpRequest, verbose: bool = False):
+    """200 when a query round-trips, else 503. Staff (bearer token) may ask for verbose=1."""
+    try:
+        await run_db(_ping)
+    except (DatabaseError, *UNAVAILABLE_ERRORS) as exc:
+        response = JsonResponse({"status": "unavailable", "database": describe_database_error(exc)}, status=503)
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+    body: dict[str, Any] = {"status": "ok", "database": "ok"}
+    if verbose:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        user = await BearerToken().authenticate(request, token) if scheme.lower() == "bearer" and token else None
+        if user is None or not user.is_staff:
+            raise PermissionDenied("verbose health is for staff (bearer token) only.")
+        body["pool"] = get_pool().status().__dict__
+    return body

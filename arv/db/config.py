@@ -1,0 +1,119 @@
+"""Database settings from the environment: the one place DATABASE_URL and DB_* are read.
+
+The old service configured SQLAlchemy's engine with pool_size, max_overflow,
+pool_pre_ping, pool_recycle and echo. Here they become Django settings:
+
+    DB_POOL_SIZE + DB_MAX_OVERFLOW  -> the number of database worker threads
+                                       (arv.db.workers), each owning one connection
+    DB_CONN_MAX_AGE                 -> CONN_MAX_AGE (pool_recycle)
+    DB_HEALTH_CHECKS                -> CONN_HEALTH_CHECKS (pool_pre_ping)
+    DB_POOL_TIMEOUT                 -> how long a request waits for a worker before 503
+    DB_CONNECT_TIMEOUT              -> libpq connect_timeout
+    DB_STATEMENT_TIMEOUT            -> PostgreSQL statement_timeout
+    DB_ECHO                         -> log every SQL statement (arv.db.echo)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dj_database_url
+
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off", ""}
+
+
+class ConfigurationError(Exception):
+    """An environment variable has a value ARV cannot use."""
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in TRUE_WORDS:
+        return True
+    if value in FALSE_WORDS:
+        return False
+    raise ConfigurationError(f"{name}={raw!r} is not a boolean (use true or false)")
+
+
+def env_number(name: str, default: float, *, minimum: float = 0, integer: bool = True) -> Any:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw) if integer else float(raw)
+    except ValueError:
+        kind = "an integer" if integer else "a number"
+        raise ConfigurationError(f"{name}={raw!r} is not {kind}") from None
+    if value < minimum:
+        raise ConfigurationError(f"{name}={raw!r} must be at least {minimum}")
+    return value
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    """How many connections one server process may hold, and how long to wait for one."""
+
+    size: int
+    max_overflow: int
+    timeout: float
+    connect_timeout: int
+    conn_max_age: int
+    health_checks: bool
+    statement_timeout_ms: int
+    echo: bool
+
+    @property
+    def max_connections(self) -> int:
+        return self.size + self.max_overflow
+
+
+def pool_settings_from_env() -> PoolSettings:
+    return PoolSettings(
+        size=env_number("DB_POOL_SIZE", 20, minimum=1),
+        max_overflow=env_number("DB_MAX_OVERFLOW", 10),
+        timeout=env_number("DB_POOL_TIMEOUT", 10.0, integer=False),
+        connect_timeout=env_number("DB_CONNECT_TIMEOUT", 5, minimum=1),
+        conn_max_age=env_number("DB_CONN_MAX_AGE", 3600),
+        health_checks=env_bool("DB_HEALTH_CHECKS", True),
+        statement_timeout_ms=env_number("DB_STATEMENT_TIMEOUT", 0),
+        echo=env_bool("DB_ECHO", False),
+    )
+
+
+def database_from_env(default_sqlite_path: Path, pool: PoolSettings) -> dict[str, Any]:
+    """The `default` entry of DATABASES for DATABASE_URL (a SQLite file when unset)."""
+    url = os.environ.get("DATABASE_URL") or f"sqlite:///{default_sqlite_path}"
+    try:
+        database = dj_database_url.parse(url)
+    except (ValueError, KeyError) as exc:
+        raise ConfigurationError(f"DATABASE_URL is not a database URL Django can use: {exc}") from None
+    engine = database["ENGINE"]
+    database["CONN_MAX_AGE"] = pool.conn_max_age
+    database["CONN_HEALTH_CHECKS"] = pool.health_checks
+    options = database.setdefault("OPTIONS", {})
+    if engine == "django.db.backends.postgresql":
+        options.setdefault("connect_timeout", pool.connect_timeout)
+        options.setdefault("application_name", "arv")
+        if pool.statement_timeout_ms:
+            options.setdefault("options", f"-c statement_timeout={pool.statement_timeout_ms}")
+        # Django creates the test database beside the real one; keep its name predictable.
+        database["TEST"] = {"NAME": f"test_{database['NAME']}"}
+    elif engine == "django.db.backends.sqlite3":
+        # A file database allows one writer at a time: take the write lock when the
+        # transaction begins (no lock-upgrade deadlocks), wait for it as long as a
+        # request waits for a connection, and let readers run beside the writer (WAL).
+        options.setdefault("transaction_mode", "IMMEDIATE")
+        options.setdefault("timeout", pool.timeout)
+        options.setdefault("init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
+        # Tests need a file too: the database workers are other threads with their own connections.
+        database["TEST"] = {"NAME": f"{database['NAME']}.test"}
+    else:
+        raise ConfigurationError(f"DATABASE_URL must name PostgreSQL or SQLite, not {engine}")
+    return database

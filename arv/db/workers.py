@@ -1,0 +1,307 @@
+"""Database worker threads: bounded, persistent, health-checked connections under ASGI.
+
+Why not Django's defaults: Django keeps one connection per thread, and its ASGI
+handler runs each request's sync work on a new thread. With CONN_MAX_AGE > 0
+every request opens a connection that nobody reuses and nobody closes; with
+CONN_MAX_AGE = 0 every request pays for a new PostgreSQL session.
+
+What this module does instead: a process owns at most DB_POOL_SIZE +
+DB_MAX_OVERFLOW long-lived threads. Each keeps its own Django connection, so
+CONN_MAX_AGE and CONN_HEALTH_CHECKS work exactly as Django documents them for a
+long-lived thread. A request *leases* one worker for its whole unit of work
+(arv.db.transaction), so all of its database work runs on one connection, in
+one transaction. The first DB_POOL_SIZE workers live as long as the process;
+the overflow ones close their connection and exit after OVERFLOW_IDLE_SECONDS
+without work. A request that finds no free worker within DB_POOL_TIMEOUT gets
+PoolTimeout (503).
+
+All pool bookkeeping happens under one lock; results travel back to the
+event loop with call_soon_threadsafe, so any number of event loops may share
+the pool (tests create several).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from django.conf import settings
+from django.db import connections
+
+from arv.db.config import PoolSettings
+
+logger = logging.getLogger("arv.db")
+
+T = TypeVar("T")
+
+# How long an overflow worker may sit idle before it closes its connection.
+OVERFLOW_IDLE_SECONDS = 30.0
+
+_STOP = object()
+_worker_state = threading.local()
+
+
+class PoolTimeout(Exception):
+    """No database worker became free within DB_POOL_TIMEOUT."""
+
+
+class PoolClosed(Exception):
+    """The pool is shut down (the server is stopping)."""
+
+
+def in_database_worker() -> bool:
+    """True on a database worker thread (whose connections the pool manages)."""
+    return getattr(_worker_state, "worker", None) is not None
+
+
+def close_thread_connections() -> None:
+    """Close every connection this thread opened (a thread about to die leaks them otherwise)."""
+    for conn in connections.all(initialized_only=True):
+        conn.close()
+
+
+class DatabaseWorker:
+    """One thread, one set of Django connections, one job at a time."""
+
+    def __init__(self, pool: DatabaseWorkerPool, number: int, overflow: bool) -> None:
+        self.pool = pool
+        self.overflow = overflow
+        self.jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.busy_since: float | None = None
+        self.idle_since = time.monotonic()
+        self.thread = threading.Thread(target=self._serve, name=f"arv-db-{number}", daemon=True)
+        self.thread.start()
+
+    def call(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """Run fn(*args) on this worker's thread; the result arrives on the calling loop."""
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        # Carry the caller's context (as sync_to_async does) so contextvars set by the request are seen.
+        self.jobs.put((contextvars.copy_context(), fn, args, future))
+        return future
+
+    def stop(self) -> None:
+        self.jobs.put(_STOP)
+
+    def _serve(self) -> None:
+        _worker_state.worker = self
+        try:
+            while True:
+                job = self.jobs.get()
+                if job is _STOP:
+                    return
+                context, fn, args, future = job
+                try:
+                    result = context.run(fn, *args)
+                except BaseException as exc:  # noqa: BLE001 - handed to the awaiting request
+                    _deliver(future, None, exc)
+                else:
+                    _deliver(future, result, None)
+        finally:
+            close_thread_connections()
+            self.pool._forget(self)
+
+
+def _deliver(future: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
+    def settle() -> None:
+        if future.done():  # the request was cancelled meanwhile
+            return
+        if exc is not None:
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+
+    try:
+        future.get_loop().call_soon_threadsafe(settle)
+    except RuntimeError:  # that loop is closed: nobody is waiting any more
+        pass
+
+
+@dataclass
+class PoolStatus:
+    """What `manage.py dbstatus` and the verbose health check report."""
+
+    pool_size: int
+    max_overflow: int
+    max_connections: int
+    workers: int
+    in_use: int
+    idle: int
+    waiting: int
+    workers_started: int
+    timeouts: int
+
+
+class DatabaseWorkerPool:
+    def __init__(self, config: PoolSettings) -> None:
+        self.config = config
+        self._lock = threading.Lock()
+        self._workers: set[DatabaseWorker] = set()
+        self._idle: deque[DatabaseWorker] = deque()
+        self._waiters: deque[asyncio.Future[DatabaseWorker]] = deque()
+        self._numbers = 0
+        self._timeouts = 0
+        self._closed = False
+
+    # -- leasing, on the event loop -------------------------------------------------
+
+    async def acquire(self) -> DatabaseWorker:
+        """Lease a worker: an idle one, a new one while under the bound, else wait in line."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self._closed:
+                raise PoolClosed("the database pool is closed")
+            if self._idle:
+                worker = self._idle.pop()  # the most recently used: its connection is warm
+                worker.busy_since = time.monotonic()
+                return worker
+            if len(self._workers) < self.config.max_connections:
+                return self._spawn()
+            waiter: asyncio.Future[DatabaseWorker] = loop.create_future()
+            self._waiters.append(waiter)
+        timer = loop.call_later(self.config.timeout, self._expire, waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            with self._lock:
+                if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                    # Handed a worker just as we were cancelled: give it back.
+                    self._hand_over(waiter.result())
+            raise
+        finally:
+            timer.cancel()
+
+    def release(self, worker: DatabaseWorker) -> None:
+        """Give a leased worker back (its unit of work is finished)."""
+        with self._lock:
+            self._hand_over(worker)
+
+    def _hand_over(self, worker: DatabaseWorker) -> None:
+        # Caller holds the lock.
+        if self._closed:
+            worker.stop()
+            return
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                worker.busy_since = time.monotonic()
+                waiter.get_loop().call_soon_threadsafe(_settle_waiter, waiter, worker, self)
+                return
+        worker.busy_since = None
+        worker.idle_since = time.monotonic()
+        self._idle.append(worker)
+        if worker.overflow:
+            try:
+                asyncio.get_running_loop().call_later(OVERFLOW_IDLE_SECONDS + 0.1, self._retire_idle_overflow)
+            except RuntimeError:  # released outside a loop (tests, shutdown): retire later
+                pass
+
+    def _expire(self, waiter: asyncio.Future[DatabaseWorker]) -> None:
+        with self._lock:
+            if waiter.done():
+                return
+            self._timeouts += 1
+            try:
+                self._waiters.remove(waiter)
+            except ValueError:
+                pass
+        waiter.set_exception(PoolTimeout(f"no database connection became free within {self.config.timeout:g}s"))
+
+    def _spawn(self) -> DatabaseWorker:
+        # Caller holds the lock.
+        self._numbers += 1
+        overflow = len(self._workers) >= self.config.size
+        worker = DatabaseWorker(self, self._numbers, overflow=overflow)
+        worker.busy_since = time.monotonic()
+        self._workers.add(worker)
+        return worker
+
+    def _retire_idle_overflow(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for worker in list(self._idle):
+                if worker.overflow and now - worker.idle_since >= OVERFLOW_IDLE_SECONDS:
+                    self._idle.remove(worker)
+                    worker.stop()
+
+    def _forget(self, worker: DatabaseWorker) -> None:
+        # Called by a worker thread as it exits.
+        with self._lock:
+            self._workers.discard(worker)
+            if worker in self._idle:
+                self._idle.remove(worker)
+
+    # -- lifecycle and status ------------------------------------------------------
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop every worker; each closes its connections. Leased workers stop when released."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = list(self._idle), deque()
+            workers = list(self._workers)
+            waiters, self._waiters = list(self._waiters), deque()
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.get_loop().call_soon_threadsafe(_fail_waiter, waiter)
+        for worker in idle:
+            worker.stop()
+        deadline = time.monotonic() + timeout
+        for worker in workers:
+            worker.thread.join(max(0.0, deadline - time.monotonic()))
+
+    def status(self) -> PoolStatus:
+        with self._lock:
+            workers = len(self._workers)
+            idle = len(self._idle)
+            return PoolStatus(
+                pool_size=self.config.size,
+                max_overflow=self.config.max_overflow,
+                max_connections=self.config.max_connections,
+                workers=workers,
+                in_use=workers - idle,
+                idle=idle,
+                waiting=sum(1 for w in self._waiters if not w.done()),
+                workers_started=self._numbers,
+                timeouts=self._timeouts,
+            )
+
+
+def _settle_waiter(waiter: asyncio.Future[DatabaseWorker], worker: DatabaseWorker, pool: DatabaseWorkerPool) -> None:
+    if waiter.done():  # timed out or cancelled in the meantime: pass the worker on
+        pool.release(worker)
+    else:
+        waiter.set_result(worker)
+
+
+def _fail_waiter(waiter: asyncio.Future[DatabaseWorker]) -> None:
+    if not waiter.done():
+        waiter.set_exception(PoolClosed("the database pool is closed"))
+
+
+_pool: DatabaseWorkerPool | None = None
+_pool_lock = threading.Lock()
+
+
+def get_pool() -> DatabaseWorkerPool:
+    """The process's pool, made on first use from settings.DATABASE_POOL."""
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool._closed:
+            _pool = DatabaseWorkerPool(settings.DATABASE_POOL)
+        return _pool
+
+
+def close_pool() -> None:
+    """Shut the process's pool down (ASGI lifespan shutdown)."""
+    global _pool
+    with _pool_lock:
+        pool, _pool = _pool, None
+    if pool is not None:
+        pool.close()

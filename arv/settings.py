@@ -1,0 +1,133 @@
+"""ARV settings. Everything an operator changes comes from the environment (or a .env file)."""
+
+import os
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+from dotenv import load_dotenv
+
+from arv.db.config import ConfigurationError, database_from_env, env_bool, env_number, pool_settings_from_env
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+load_dotenv(BASE_DIR / ".env")
+
+try:
+    DEBUG = env_bool("DJANGO_DEBUG", False)
+    DATABASE_POOL = pool_settings_from_env()
+    DATABASES = {"default": database_from_env(BASE_DIR / "db.sqlite3", DATABASE_POOL)}
+    DATA_UPLOAD_MAX_MEMORY_SIZE = env_number("ARV_MAX_BODY_BYTES", 1024 * 1024, minimum=1024)
+except ConfigurationError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY is not set. Set it (any long random string) or run with DJANGO_DEBUG=true."
+        )
+    SECRET_KEY = "insecure-development-key-only-used-with-DJANGO_DEBUG"
+
+ALLOWED_HOSTS = [
+    h.strip() for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1").split(",") if h.strip()
+]
+CSRF_TRUSTED_ORIGINS = [o.strip() for o in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "servestatic.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "ninja",
+    "arv.db",
+    "arv.auth",
+    "storage",
+    "companies",
+]
+
+# The admin's stack. The API is served by arv.api.handler with its own, hop-free stack
+# (API_MIDDLEWARE): under ASGI each MiddlewareMixin hook costs a thread hop.
+MIDDLEWARE = [
+    "servestatic.middleware.ServeStaticMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+API_MIDDLEWARE = [
+    "arv.db.transaction.RequestTransactionMiddleware",
+]
+
+ROOT_URLCONF = "arv.urls"
+ASGI_APPLICATION = "arv.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# Static files are served by ServeStatic's ASGI app in front of Django (arv.asgi):
+# async all the way, so the admin's CSS costs no thread hop and works with DEBUG off.
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "servestatic.storage.CompressedManifestStaticFilesStorage"},
+}
+SERVESTATIC_USE_FINDERS = DEBUG
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Where the seeded "Local Storage" connection keeps files.
+LOCAL_STORAGE_ROOT = Path(os.environ.get("ARV_LOCAL_STORAGE_ROOT", BASE_DIR / "var" / "storage"))
+
+# HTTPS deployment (see README, "Deploying"): all off unless asked for.
+if env_bool("DJANGO_HTTPS", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env_number("DJANGO_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        "arv": {"level": "INFO"},
+        # DB_ECHO: arv.db.echo turns on Django's SQL logging on every connection.
+        "django.db.backends": {"level": "DEBUG" if DATABASE_POOL.echo else "INFO"},
+    },
+}

@@ -1,0 +1,107 @@
+"""Real servers for tests: uvicorn in a thread of the test process, or in a process of its own."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import uvicorn
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_http(url: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            httpx.get(url, timeout=2)
+            return
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+@contextmanager
+def uvicorn_in_thread() -> Iterator[str]:
+    """arv.asgi under uvicorn on a free port, sharing this process's settings and test database."""
+    from arv.asgi import application
+
+    port = free_port()
+    config = uvicorn.Config(application, host="127.0.0.1", port=port, lifespan="on", log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    wait_for_http(url + "/api/openapi.json")
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(15)
+
+
+class UvicornProcess:
+    """`uvicorn arv.asgi:application` as an operator runs it, with its own environment."""
+
+    def __init__(self, env: dict[str, str], workers: int = 1, log_path: Path | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self._log = open(log_path, "wb") if log_path else subprocess.DEVNULL
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "arv.asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(workers),
+                "--no-access-log",
+                "--timeout-graceful-shutdown",
+                "20",
+            ],
+            cwd=PROJECT_DIR,
+            env={**os.environ, **env},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_for_http(self.url + "/api/openapi.json")
+        except Exception:
+            self.stop()
+            raise
+
+    def output(self) -> str:
+        return self.log_path.read_text() if self.log_path else ""
+
+    def terminate(self, timeout: float = 30.0) -> int:
+        """SIGTERM, as a process manager stops it; returns the exit code."""
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+        if self._log is not subprocess.DEVNULL:
+            self._log.close()

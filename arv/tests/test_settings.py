@@ -1,0 +1,93 @@
+"""Configuration from the environment (API.md, "Operator interface")."""
+
+import subprocess
+import sys
+
+import pytest
+
+from arv.db.config import ConfigurationError, database_from_env, pool_settings_from_env
+from arv.testing.servers import PROJECT_DIR
+
+
+def _settings_in_subprocess(env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup(); from django.conf import settings; print(settings.DEBUG)",
+        ],
+        cwd=PROJECT_DIR,
+        env={"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "arv.settings", **env},
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_a_missing_secret_key_with_debug_off_is_a_clear_startup_error():
+    result = _settings_in_subprocess({})
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY is not set" in result.stderr
+
+
+def test_debug_runs_without_a_secret_key():
+    assert _settings_in_subprocess({"DJANGO_DEBUG": "true"}).stdout.strip() == "True"
+
+
+def test_pool_settings_have_the_documented_defaults(monkeypatch):
+    for name in [
+        "DB_POOL_SIZE",
+        "DB_MAX_OVERFLOW",
+        "DB_POOL_TIMEOUT",
+        "DB_CONNECT_TIMEOUT",
+        "DB_CONN_MAX_AGE",
+        "DB_HEALTH_CHECKS",
+        "DB_ECHO",
+    ]:
+        monkeypatch.delenv(name, raising=False)
+    pool = pool_settings_from_env()
+    assert (pool.size, pool.max_overflow, pool.timeout, pool.connect_timeout, pool.conn_max_age) == (
+        20,
+        10,
+        10,
+        5,
+        3600,
+    )
+    assert pool.health_checks is True and pool.echo is False
+
+
+def test_postgres_url_maps_to_django_settings(monkeypatch, tmp_path):
+    monkeypatch.setenv("DATABASE_URL", "postgres://u:p@db.example:6543/arv")
+    monkeypatch.setenv("DB_CONN_MAX_AGE", "60")
+    monkeypatch.setenv("DB_HEALTH_CHECKS", "false")
+    monkeypatch.setenv("DB_CONNECT_TIMEOUT", "3")
+    db = database_from_env(tmp_path / "x.sqlite3", pool_settings_from_env())
+    assert (db["ENGINE"], db["HOST"], db["PORT"], db["NAME"], db["USER"]) == (
+        "django.db.backends.postgresql",
+        "db.example",
+        6543,
+        "arv",
+        "u",
+    )
+    assert (db["CONN_MAX_AGE"], db["CONN_HEALTH_CHECKS"], db["OPTIONS"]["connect_timeout"]) == (60, False, 3)
+
+
+def test_the_default_database_is_a_sqlite_file(monkeypatch, tmp_path):
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    db = database_from_env(tmp_path / "arv.sqlite3", pool_settings_from_env())
+    assert db["ENGINE"] == "django.db.backends.sqlite3"
+    assert db["NAME"] == str(tmp_path / "arv.sqlite3")
+
+
+@pytest.mark.parametrize(
+    "name, value", [("DB_POOL_SIZE", "many"), ("DB_POOL_SIZE", "0"), ("DB_HEALTH_CHECKS", "maybe")]
+)
+def test_bad_values_are_named_in_the_error(monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigurationError, match=name):
+        pool_settings_from_env()
+
+
+def test_an_unsupported_database_url_is_refused(monkeypatch, tmp_path):
+    monkeypatch.setenv("DATABASE_URL", "mysql://root@localhost/arv")
+    with pytest.raises(ConfigurationError):
+        database_from_env(tmp_path / "x", pool_settings_from_env())

@@ -1,0 +1,62 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Lower
+
+
+class SubscriptionTier(models.TextChoices):
+    BASIC = "basic", "Basic"
+    PRO = "pro", "Pro"
+    ENTERPRISE = "enterprise", "Enterprise"
+
+
+class Company(models.Model):
+    name = models.CharField(max_length=255)
+    slug = models.SlugField(max_length=255, unique=True)
+    contact_email = models.EmailField(max_length=255, null=True, blank=True)
+    contact_phone = models.CharField(max_length=64, null=True, blank=True)
+    telegram_chat_id = models.CharField(max_length=64, null=True, blank=True)
+    # PROTECT: a connection in use cannot be deleted (the API answers 409).
+    storage_connection = models.ForeignKey(
+        "storage.StorageConnection", on_delete=models.PROTECT, null=True, blank=True, related_name="companies"
+    )
+    storage_path = models.CharField(max_length=1024, null=True, blank=True)
+    subscription_tier = models.CharField(
+        max_length=32, choices=SubscriptionTier.choices, default=SubscriptionTier.BASIC
+    )
+    storage_quota_gb = models.PositiveIntegerField(default=10)
+    storage_used_bytes = models.PositiveBigIntegerField(default=0)
+    projects_limit = models.PositiveIntegerField(default=10)
+    is_active = models.BooleanField(default=True)
+    is_default = models.BooleanField(default=False, editable=False)
+    subscription_expires_at = models.DateTimeField(null=True, blank=True)
+    notes = models.TextField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "companies"
+        constraints = [
+            models.UniqueConstraint(Lower("name"), name="company_name_unique_ignoring_case"),
+            models.UniqueConstraint(fields=["is_default"], condition=Q(is_default=True), name="one_default_company"),
+        ]
+        indexes = [models.Index(fields=["-created_at", "-id"], name="company_newest_first")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CompanyMembership(models.Model):
+    """A non-staff user's company: a user belongs to at most one."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="company_membership")
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="memberships")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "member"
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.company}"

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from ninja import Schema
+from pydantic import AfterValidator, EmailStr, Field
+
+from arv.web.schemas import MAX_INT, Count, InputSchema, JsonObject, ObjectId, no_nul, text
+
+Tier = Literal["basic", "pro", "enterprise"]
+Email = Annotated[EmailStr, Field(max_length=255), AfterValidator(no_nul)]
+
+
+class CompanyOut(Schema):
+    id: int
+    name: str
+    slug: str
+    contact_email: str | None
+    contact_phone: str | None
+    telegram_chat_id: str | None
+    storage_connection_id: int | None
+    storage_path: str | None
+    subscription_tier: Tier
+    storage_quota_gb: int
+    storage_used_bytes: int
+    projects_limit: int
+    is_active: bool
+    is_default: bool
+    subscription_expires_at: datetime | None
+    notes: str | None
+    metadata: dict[str, Any]
+    folders_count: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class CompanyPageOut(Schema):
+    items: list[CompanyOut]
+    total: int
+    page: int
+    page_size: int
+    total_pages: int
+
+
+class CompanyListQuery(Schema):
+    page: int = Field(1, ge=1, le=MAX_INT)
+    page_size: int = Field(20, ge=1, le=100)
+    search: text(255) = ""
+    is_active: bool | None = None
+
+
+# Fields that may be null are typed `X | None`; the rest reject an explicit null
+# (their default None only stands for "not sent" and is never validated).
+class CompanyFields(InputSchema):
+    contact_email: Email | None = None
+    contact_phone: text(64) | None = None
+    telegram_chat_id: text(64) | None = None
+    storage_connection_id: ObjectId | None = None
+    storage_path: text(1024) | None = None
+    subscription_tier: Tier = None
+    storage_quota_gb: Count = None
+    projects_limit: Count = None
+    is_active: bool = None
+    subscription_expires_at: datetime | None = None
+    notes: text(100_000) | None = None
+    metadata: JsonObject = None
+
+
+class CompanyCreate(CompanyFields):
+    name: text(255, min_length=1)
+
+
+class CompanyUpdate(CompanyFields):
+    name: text(255, min_length=1) = None
+
+
+class CompanyStorageIn(InputSchema):
+    storage_connection_id: ObjectId
+    storage_path: text(1024) | None = None

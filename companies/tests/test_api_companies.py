@@ -1,0 +1,205 @@
+"""/api/companies against API.md, through a real uvicorn and database."""
+
+import pytest
+
+from companies.models import Company
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+COMPANY_FIELDS = {
+    "id",
+    "name",
+    "slug",
+    "contact_email",
+    "contact_phone",
+    "telegram_chat_id",
+    "storage_connection_id",
+    "storage_path",
+    "subscription_tier",
+    "storage_quota_gb",
+    "storage_used_bytes",
+    "projects_limit",
+    "is_active",
+    "is_default",
+    "subscription_expires_at",
+    "notes",
+    "metadata",
+    "folders_count",
+    "created_at",
+    "updated_at",
+}
+
+
+def test_create_returns_the_company_with_a_derived_slug(staff):
+    response = staff.post("/api/companies", json={"name": "  Acme Films ", "metadata": {"plan": "x"}})
+    assert response.status_code == 201
+    body = response.json()
+    assert set(body) == COMPANY_FIELDS
+    assert body["name"] == "Acme Films"
+    assert body["slug"] == "acme-films"
+    assert body["metadata"] == {"plan": "x"}
+    assert body["folders_count"] == 0
+    assert body["created_at"].endswith(("Z", "+00:00"))
+    assert Company.objects.filter(slug="acme-films").exists()
+
+
+def test_create_with_a_name_taken_ignoring_case_is_409(staff, make_company):
+    make_company("Acme")
+    response = staff.post("/api/companies", json={"name": "ACME"})
+    assert response.status_code == 409
+    assert Company.objects.filter(name__iexact="acme").count() == 1
+
+
+def test_create_with_a_slug_taken_is_409(staff, make_company):
+    make_company("Acme Ltd", slug="acme-films")
+    assert staff.post("/api/companies", json={"name": "Acme Films"}).status_code == 409
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"name": ""},
+        {"name": "   "},
+        {"name": "x" * 256},
+        {"name": "ok", "unknown": 1},
+        {"name": None},
+        {"name": "ok", "subscription_tier": "gold"},
+        {"name": "ok", "storage_quota_gb": -1},
+        {"name": "ok", "metadata": [1]},
+        {"name": "ok", "contact_email": "not-an-email"},
+        {"name": "ok", "is_active": None},
+    ],
+)
+def test_create_with_invalid_fields_is_422_and_writes_nothing(staff, body):
+    before = Company.objects.count()
+    response = staff.post("/api/companies", json=body)
+    assert response.status_code == 422
+    assert all({"loc", "msg", "type"} <= set(error) for error in response.json()["detail"])
+    assert Company.objects.count() == before
+
+
+@pytest.mark.parametrize("raw", [b"{not json", b"[1, 2]", b'"a string"'])
+def test_a_body_that_is_not_a_json_object_is_400(staff, raw):
+    response = staff.post("/api/companies", content=raw, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert "detail" in response.json()
+
+
+def test_list_is_paginated_newest_first(staff, make_company):
+    created = [make_company(f"Paged {i}") for i in range(5)]
+    response = staff.get("/api/companies", params={"search": "paged", "page": 2, "page_size": 2})
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["total"], body["page"], body["page_size"], body["total_pages"]) == (5, 2, 2, 3)
+    assert [item["id"] for item in body["items"]] == [created[2].id, created[1].id]
+
+
+def test_list_searches_name_and_email_case_insensitively(staff, make_company):
+    make_company("Northwind", contact_email="info@northwind.test")
+    make_company("Contoso", contact_email="hello@WIND.test")
+    make_company("Fabrikam")
+    names = {c["name"] for c in staff.get("/api/companies", params={"search": "WiNd"}).json()["items"]}
+    assert names == {"Northwind", "Contoso"}
+
+
+def test_list_search_treats_like_wildcards_literally(staff, make_company):
+    make_company("100% Juice")
+    make_company("1000 Juices")
+    names = [c["name"] for c in staff.get("/api/companies", params={"search": "100%"}).json()["items"]]
+    assert names == ["100% Juice"]
+
+
+def test_list_filters_on_is_active(staff, make_company):
+    make_company("Gone Filter", is_active=False)
+    make_company("Here Filter")
+    items = staff.get("/api/companies", params={"search": "filter", "is_active": "false"}).json()["items"]
+    assert [c["name"] for c in items] == ["Gone Filter"]
+
+
+@pytest.mark.parametrize("params", [{"page": 0}, {"page": -1}, {"page_size": 0}, {"page_size": 101}, {"page": 10**30}])
+def test_list_rejects_out_of_range_pagination(staff, params):
+    assert staff.get("/api/companies", params=params).status_code == 422
+
+
+def test_detail_returns_the_company(staff, make_company):
+    company = make_company("Detail Co")
+    body = staff.get(f"/api/companies/{company.id}").json()
+    assert body["id"] == company.id and body["name"] == "Detail Co"
+
+
+@pytest.mark.parametrize("company_id", ["999999", str(2**63 - 1)])
+def test_detail_of_a_missing_company_is_404(staff, company_id):
+    assert staff.get(f"/api/companies/{company_id}").status_code == 404
+
+
+def test_detail_with_an_id_beyond_bigint_is_a_client_error(staff):
+    assert staff.get(f"/api/companies/{10**30}").status_code == 422
+
+
+def test_patch_changes_only_the_given_fields(staff, make_company):
+    company = make_company("Patch Co", contact_phone="123")
+    response = staff.patch(f"/api/companies/{company.id}", json={"notes": "hello", "subscription_tier": "pro"})
+    assert response.status_code == 200
+    company.refresh_from_db()
+    assert (company.notes, company.subscription_tier, company.contact_phone) == ("hello", "pro", "123")
+
+
+def test_patch_renaming_rederives_the_slug(staff, make_company):
+    company = make_company("Old Name")
+    assert staff.patch(f"/api/companies/{company.id}", json={"name": "New Name"}).json()["slug"] == "new-name"
+
+
+def test_patch_with_unknown_fields_is_422(staff, make_company):
+    company = make_company("Strict Co")
+    assert staff.patch(f"/api/companies/{company.id}", json={"slug": "mine"}).status_code == 422
+    assert staff.patch(f"/api/companies/{company.id}", json={"folders_count": 3}).status_code == 422
+
+
+def test_patch_to_a_taken_name_is_409_and_changes_nothing(staff, make_company):
+    make_company("Taken")
+    company = make_company("Mine", notes="before")
+    response = staff.patch(f"/api/companies/{company.id}", json={"name": "taken", "notes": "after"})
+    assert response.status_code == 409
+    company.refresh_from_db()
+    assert (company.name, company.notes) == ("Mine", "before")
+
+
+def test_delete_removes_the_company(staff, make_company):
+    company = make_company("Doomed")
+    assert staff.delete(f"/api/companies/{company.id}").status_code == 204
+    assert not Company.objects.filter(pk=company.pk).exists()
+
+
+def test_delete_of_a_company_with_folders_is_409(staff, make_company):
+    company = make_company("Has Folders")
+    company.folders.create(name="a", path="/a")
+    assert staff.delete(f"/api/companies/{company.id}").status_code == 409
+    assert Company.objects.filter(pk=company.pk).exists()
+
+
+def test_delete_of_the_default_company_is_409(staff, make_company):
+    company = make_company("Default One", is_default=True)
+    assert staff.delete(f"/api/companies/{company.id}").status_code == 409
+
+
+def test_put_storage_sets_connection_and_path(staff, make_company, local_connection):
+    company = make_company("Stored")
+    body = {"storage_connection_id": local_connection.id, "storage_path": "stored/"}
+    response = staff.put(f"/api/companies/{company.id}/storage", json=body)
+    assert response.status_code == 200
+    assert (response.json()["storage_connection_id"], response.json()["storage_path"]) == (
+        local_connection.id,
+        "stored/",
+    )
+
+
+def test_put_storage_with_an_inactive_or_missing_connection_is_422(staff, make_company, local_connection):
+    company = make_company("Unstored")
+    local_connection.is_active = False
+    local_connection.save()
+    for connection_id in (local_connection.id, 987654):
+        response = staff.put(f"/api/companies/{company.id}/storage", json={"storage_connection_id": connection_id})
+        assert response.status_code == 422
+    company.refresh_from_db()
+    assert company.storage_connection_id is None

@@ -1,0 +1,82 @@
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest
+
+from storage.models import StorageConnection, StorageFolder
+from storage.services import connection_clear_other_defaults, connection_test
+
+
+class StorageConnectionForm(forms.ModelForm):
+    """Credentials are write-only: the form starts empty and an empty field keeps the stored value."""
+
+    credentials = forms.JSONField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "autocomplete": "off"}),
+        help_text="JSON object. Write-only: leave empty to keep the stored credentials.",
+    )
+
+    class Meta:
+        model = StorageConnection
+        fields = ["name", "provider", "base_path", "credentials", "is_default", "is_active", "metadata"]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.initial["credentials"] = None
+
+    def clean_credentials(self) -> dict:
+        value = self.cleaned_data.get("credentials")
+        if value in (None, "", {}):
+            return self.instance.credentials if self.instance.pk else {}
+        if not isinstance(value, dict):
+            raise forms.ValidationError("Credentials must be a JSON object.")
+        return value
+
+
+@admin.register(StorageConnection)
+class StorageConnectionAdmin(admin.ModelAdmin):
+    form = StorageConnectionForm
+    list_display = [
+        "name",
+        "provider",
+        "base_path",
+        "is_default",
+        "is_active",
+        "test_status",
+        "last_tested_at",
+        "companies_count",
+    ]
+    list_filter = ["provider", "is_default", "is_active", "test_status"]
+    search_fields = ["name", "base_path"]
+    readonly_fields = ["last_tested_at", "test_status", "test_error", "created_at", "updated_at"]
+    ordering = ["name"]
+    actions = ["test_connections"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[StorageConnection]:
+        return super().get_queryset(request).annotate(companies_count=Count("companies"))
+
+    @admin.display(description="companies", ordering="companies_count")
+    def companies_count(self, connection: StorageConnection) -> int:
+        return connection.companies_count
+
+    def save_model(self, request: HttpRequest, obj: StorageConnection, form, change: bool) -> None:
+        if obj.is_default:
+            connection_clear_other_defaults(obj.pk)
+        super().save_model(request, obj, form, change)
+
+    @admin.action(description="Test selected storage connections")
+    def test_connections(self, request: HttpRequest, queryset: QuerySet[StorageConnection]) -> None:
+        for connection in queryset:
+            result = connection_test(user=request.user, connection_id=connection.pk)
+            level = messages.SUCCESS if result.status == "success" else messages.ERROR
+            self.message_user(request, f"{connection.name}: {result.message}", level)
+
+
+@admin.register(StorageFolder)
+class StorageFolderAdmin(admin.ModelAdmin):
+    list_display = ["path", "name", "company", "folder_type", "files_count", "total_size_bytes", "updated_at"]
+    list_filter = ["folder_type"]
+    search_fields = ["path", "name", "company__name"]
+    list_select_related = ["company"]
+    autocomplete_fields = ["company"]
+    readonly_fields = ["created_at", "updated_at"]
