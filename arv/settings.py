@@ -97,7 +97,7 @@ USE_TZ = True
 # Static files are served by ServeStatic's ASGI app in front of Django (arv.asgi):
 # async all the way, so the admin's CSS costs no thread hop and works with DEBUG off.
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(os.environ.get("ARV_STATIC_ROOT", BASE_DIR / "staticfiles"))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "servestatic.storage.CompressedManifestStaticFilesStorage"},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -11,13 +12,14 @@ from arv.testing.servers import uvicorn_in_thread
 
 
 @pytest.fixture(scope="session")
-def collected_static(tmp_path_factory) -> None:
+def collected_static(tmp_path_factory) -> Path:
     """Static files collected as for production (DEBUG off: hashed names from the manifest)."""
     from django.conf import settings
     from django.core.management import call_command
 
     settings.STATIC_ROOT = tmp_path_factory.mktemp("static")
     call_command("collectstatic", interactive=False, verbosity=0)
+    return settings.STATIC_ROOT
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,311 @@
+"""Connection management under a real uvicorn process and real PostgreSQL (README, "Architecture").
+
+Each test starts `uvicorn arv.asgi:application` as an operator would, with its own
+DB_* settings, on the test database, and watches it from PostgreSQL's side.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from io import StringIO
+
+import httpx
+import psycopg
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+from arv.auth.tokens import token_issue
+from arv.testing.postgres import DatabaseObserver, ThrowawayCluster
+from arv.testing.servers import UvicornProcess
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="measures PostgreSQL sessions"),
+]
+
+POOL = {"DB_POOL_SIZE": "4", "DB_MAX_OVERFLOW": "2"}
+BOUND = 6
+
+
+def _test_database_url() -> str:
+    s = connection.settings_dict
+    return f"postgres://{s['USER']}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+def _conninfo() -> str:
+    s = connection.settings_dict
+    return f"host={s['HOST'] or '127.0.0.1'} port={s['PORT'] or 5432} user={s['USER']} dbname={s['NAME']}"
+
+
+@pytest.fixture
+def token(django_user_model) -> str:
+    return token_issue(user=django_user_model.objects.create_user("ops", is_staff=True))[1]
+
+
+@pytest.fixture
+def company(make_company):
+    return make_company("Measured Co")
+
+
+@pytest.fixture
+def observer() -> Iterator[DatabaseObserver]:
+    with connection.cursor() as cursor:  # this test process's own connection is not the server's
+        cursor.execute("SELECT pg_backend_pid()")
+        (own_pid,) = cursor.fetchone()
+    watcher = DatabaseObserver(_conninfo(), connection.settings_dict["NAME"], ignore_pids=(own_pid,))
+    yield watcher
+    watcher.close()
+
+
+@pytest.fixture
+def start_server(tmp_path, collected_static) -> Iterator[Callable[..., UvicornProcess]]:
+    servers: list[UvicornProcess] = []
+
+    def start(database_url: str | None = None, **env: str) -> UvicornProcess:
+        server = UvicornProcess(
+            {
+                "DATABASE_URL": database_url or _test_database_url(),
+                "ARV_STATIC_ROOT": str(collected_static),
+                **POOL,
+                **env,
+            },
+            log_path=tmp_path / f"uvicorn-{len(servers)}.log",
+        )
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def _hammer(url: str, token: str, path: str, clients: int, requests_each: int) -> list[int]:
+    """clients threads, each with its own keep-alive connection, each sending requests_each GETs."""
+
+    def one_client(_: int) -> list[int]:
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
+            return [client.get(path).status_code for _ in range(requests_each)]
+
+    with ThreadPoolExecutor(clients) as pool:
+        return [status for statuses in pool.map(one_client, range(clients)) for status in statuses]
+
+
+class PeakBackends:
+    """Samples ARV's backends on the database while a load runs."""
+
+    def __init__(self, observer: DatabaseObserver) -> None:
+        self.observer, self.peak, self._stop = observer, 0, threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, len(self.observer.backends()))
+            time.sleep(0.01)
+
+    def __enter__(self) -> PeakBackends:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _hold_lock_on_companies() -> psycopg.Connection:
+    """A transaction that blocks every query on companies until it is closed."""
+    blocker = psycopg.connect(_conninfo(), application_name="arv-test-blocker")
+    blocker.execute("LOCK TABLE companies_company IN ACCESS EXCLUSIVE MODE")
+    return blocker
+
+
+def test_connections_are_reused_across_requests(start_server, token, company, observer):
+    server = start_server()
+    path = f"/api/companies/{company.id}"
+    assert set(_hammer(server.url, token, path, clients=8, requests_each=10)) == {200}  # warm-up
+    before = observer.sessions_opened()
+    statuses = _hammer(server.url, token, path, clients=8, requests_each=375)
+    opened = observer.sessions_opened() - before
+    assert len(statuses) == 3000 and set(statuses) == {200}
+    assert opened <= BOUND, f"{opened} new sessions for 3,000 requests"
+
+
+def test_64_concurrent_clients_stay_within_the_bound(start_server, token, company, observer):
+    server = start_server()
+    with PeakBackends(observer) as watch:
+        statuses = _hammer(server.url, token, f"/api/companies/{company.id}", clients=64, requests_each=10)
+    assert set(statuses) == {200}
+    assert 0 < watch.peak <= BOUND
+    assert observer.backends("idle in transaction") == []  # nothing left open once the load is over
+
+
+def test_a_connection_older_than_conn_max_age_is_replaced(start_server, token, company, observer):
+    server = start_server(DB_CONN_MAX_AGE="1", DB_POOL_SIZE="1", DB_MAX_OVERFLOW="0")
+    client = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"})
+    assert client.get(f"/api/companies/{company.id}").status_code == 200
+    first = {pid for pid, _ in observer.backends()}
+    assert client.get(f"/api/companies/{company.id}").status_code == 200
+    assert {pid for pid, _ in observer.backends()} == first  # young enough: reused
+    time.sleep(1.5)
+    assert client.get(f"/api/companies/{company.id}").status_code == 200
+    second = {pid for pid, _ in observer.backends()}
+    assert second and not (second & first)
+
+
+def test_dead_connections_are_replaced_before_a_request_sees_them(start_server, token, company, observer):
+    server = start_server()
+    assert set(_hammer(server.url, token, f"/api/companies/{company.id}", clients=8, requests_each=5)) == {200}
+    assert observer.terminate_all() > 0
+    time.sleep(0.2)
+    statuses = _hammer(server.url, token, f"/api/companies/{company.id}", clients=8, requests_each=5)
+    assert set(statuses) == {200}
+
+
+def test_waiting_longer_than_the_pool_timeout_is_a_503(start_server, token, company):
+    server = start_server(DB_POOL_SIZE="1", DB_MAX_OVERFLOW="0", DB_POOL_TIMEOUT="1")
+    headers = {"Authorization": f"Bearer {token}"}
+    blocker = _hold_lock_on_companies()
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            stuck = pool.submit(httpx.get, f"{server.url}/api/companies/{company.id}", headers=headers, timeout=30)
+            time.sleep(0.5)  # the only worker is now waiting for the lock
+            started = time.monotonic()
+            waiting = httpx.get(f"{server.url}/api/companies/{company.id}", headers=headers, timeout=30)
+            waited = time.monotonic() - started
+            assert waiting.status_code == 503
+            assert waiting.headers["Retry-After"]
+            assert "detail" in waiting.json()
+            assert waited < 3
+            blocker.close()
+            assert stuck.result().status_code == 200
+    finally:
+        blocker.close()
+
+
+def test_sigterm_finishes_in_flight_requests_and_closes_every_connection(start_server, token, company, observer):
+    server = start_server()
+    headers = {"Authorization": f"Bearer {token}"}
+    assert set(_hammer(server.url, token, f"/api/companies/{company.id}", clients=4, requests_each=5)) == {200}
+    blocker = _hold_lock_on_companies()
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            in_flight = pool.submit(httpx.get, f"{server.url}/api/companies/{company.id}", headers=headers, timeout=30)
+            time.sleep(0.5)
+            stopping = ThreadPoolExecutor(1).submit(server.terminate)
+            time.sleep(0.5)
+            blocker.close()
+            assert in_flight.result().status_code == 200
+            # After a graceful shutdown uvicorn (>= 0.29) re-raises the SIGTERM it caught, so a
+            # process manager sees the usual "terminated by SIGTERM"; anything else is a failure.
+            assert stopping.result() in (0, -signal.SIGTERM)
+    finally:
+        blocker.close()
+    output = server.output()
+    assert "Traceback" not in output
+    assert "database connections closed" in output
+    assert observer.backends() == []
+
+
+def test_db_echo_logs_every_statement_with_debug_off(start_server, token, company):
+    server = start_server(DB_ECHO="true", DJANGO_DEBUG="false")
+    assert (
+        httpx.get(f"{server.url}/api/companies/{company.id}", headers={"Authorization": f"Bearer {token}"}).status_code
+        == 200
+    )
+    server.terminate()
+    output = server.output()
+    assert 'FROM "arv_auth_apitoken"' in output
+    assert 'FROM "companies_company"' in output
+
+
+def test_the_admin_leaves_no_connection_behind(start_server, observer, django_user_model, company):
+    django_user_model.objects.create_superuser("boss", password="pw-for-tests-123")
+    server = start_server()
+    with httpx.Client(base_url=server.url, follow_redirects=True) as browser:
+        browser.get("/admin/login/")
+        browser.post(
+            "/admin/login/",
+            data={
+                "username": "boss",
+                "password": "pw-for-tests-123",
+                "csrfmiddlewaretoken": browser.cookies["csrftoken"],
+            },
+        )
+        for _ in range(20):
+            assert browser.get("/admin/companies/company/").status_code == 200
+    time.sleep(0.2)
+    assert observer.backends() == []
+
+
+def test_dbstatus_shows_the_bound_and_the_connections(settings):
+    out = StringIO()
+    call_command("dbstatus", stdout=out)
+    text = out.getvalue()
+    assert f"bound per server process: {settings.DATABASE_POOL.max_connections}" in text
+    assert "connections open" in text and "idle in transaction: 0" in text
+
+
+def test_verbose_health_shows_the_pool_to_staff(start_server, token):
+    server = start_server()
+    body = httpx.get(
+        f"{server.url}/api/health", params={"verbose": 1}, headers={"Authorization": f"Bearer {token}"}
+    ).json()
+    assert body["pool"]["max_connections"] == BOUND
+    assert {"in_use", "idle", "waiting", "workers"} <= set(body["pool"])
+    assert httpx.get(f"{server.url}/api/health", params={"verbose": 1}).status_code == 403
+
+
+@pytest.fixture
+def cluster() -> Iterator[ThrowawayCluster]:
+    cluster = ThrowawayCluster()
+    yield cluster
+    cluster.destroy()
+
+
+def _manage(database_url: str, *args: str) -> str:
+    import os
+    import subprocess
+    import sys
+
+    from arv.testing.servers import PROJECT_DIR
+
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=PROJECT_DIR,
+        env={**os.environ, "DATABASE_URL": database_url},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout
+
+
+def test_database_outage_is_503_quickly_and_recovers_without_restart(cluster, start_server):
+    url = cluster.url("arv_outage")
+    cluster.create_database("arv_outage")
+    _manage(url, "migrate", "--noinput")
+    outage_token = _manage(url, "create_api_token", "ops", "--staff").strip().splitlines()[-1]
+    server = start_server(database_url=url, DB_CONNECT_TIMEOUT="2")
+    client = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {outage_token}"}, timeout=30)
+    assert client.get("/api/companies").status_code == 200
+
+    cluster.stop()
+    for path in ["/api/companies", "/api/storage/connections"]:
+        started = time.monotonic()
+        response = client.get(path)
+        assert response.status_code == 503
+        assert response.headers["Retry-After"]
+        assert "detail" in response.json()
+        assert time.monotonic() - started < 2 + 1
+    health = client.get("/api/health")
+    assert health.status_code == 503 and health.json()["status"] == "unavailable"
+
+    cluster.start()
+    statuses = [client.get("/api/companies").status_code for _ in range(10)]
+    assert statuses == [200] * 10
+    assert client.get("/api/health").json() == {"status": "ok", "database": "ok"}
