@@ -309,3 +309,25 @@ def test_database_outage_is_503_quickly_and_recovers_without_restart(cluster, st
     statuses = [client.get("/api/companies").status_code for _ in range(10)]
     assert statuses == [200] * 10
     assert client.get("/api/health").json() == {"status": "ok", "database": "ok"}
+
+
+def test_the_bound_holds_per_worker_process(tmp_path, collected_static, token, company, observer):
+    server = UvicornProcess(
+        {"DATABASE_URL": _test_database_url(), "ARV_STATIC_ROOT": str(collected_static), **POOL},
+        workers=2,
+        log_path=tmp_path / "uvicorn.log",
+    )
+    try:
+        with PeakBackends(observer) as watch:
+            statuses = _hammer(server.url, token, f"/api/companies/{company.id}", clients=32, requests_each=10)
+    finally:
+        server.stop()
+    assert set(statuses) == {200}
+    assert 0 < watch.peak <= 2 * BOUND
+
+
+def test_startup_warns_when_the_connection_budget_cannot_fit(start_server):
+    # 3 processes x (150 + 0) connections cannot fit in PostgreSQL's max_connections (100 here).
+    server = start_server(WEB_CONCURRENCY="3", DB_POOL_SIZE="150", DB_MAX_OVERFLOW="0")
+    server.terminate()
+    assert "connection budget does not fit: 3 processes" in server.output()
