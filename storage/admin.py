@@ -7,10 +7,16 @@ from storage.models import StorageConnection, StorageFolder
 from storage.services import connection_clear_other_defaults, connection_test
 
 
+class WriteOnlyJSONField(forms.JSONField):
+    def prepare_value(self, value):
+        # forms.JSONField renders no value as "null"; a write-only field shows nothing.
+        return "" if value is None else super().prepare_value(value)
+
+
 class StorageConnectionForm(forms.ModelForm):
     """Credentials are write-only: the form starts empty and an empty field keeps the stored value."""
 
-    credentials = forms.JSONField(
+    credentials = WriteOnlyJSONField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 3, "autocomplete": "off"}),
         help_text="JSON object. Write-only: leave empty to keep the stored credentials.",
