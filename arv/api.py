@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.db import DatabaseError, IntegrityError, connection
+from django.db import DatabaseError, DataError, IntegrityError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError
@@ -21,11 +21,16 @@ from companies.api import router as companies_router
 from storage.api import connections_router, folders_router
 
 
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
 class ObjectBodyParser(Parser):
     """JSON bodies must be objects; anything else is a 400 (ninja answers parse errors so)."""
 
     def parse_body(self, request: HttpRequest) -> dict[str, Any]:
-        data = json.loads(request.body)
+        # Strict: UTF-8 only (json.loads would guess UTF-16/32), no NaN or Infinity.
+        data = json.loads(request.body.decode("utf-8"), parse_constant=_reject_constant)
         if not isinstance(data, dict):
             raise ValueError("the body must be a JSON object")
         return data
@@ -71,6 +76,12 @@ def conflict(request: HttpRequest, exc: Conflict) -> HttpResponse:
 def integrity_conflict(request: HttpRequest, exc: IntegrityError) -> HttpResponse:
     # Uniqueness and "still in use" are enforced by the database's constraints.
     return _detail(request, 409, "Conflict: a unique value is already taken or the object is still in use.")
+
+
+@api.exception_handler(DataError)
+def data_error(request: HttpRequest, exc: DataError) -> HttpResponse:
+    # A value the database cannot store (schemas catch what they can; this is the backstop).
+    return _detail(request, 422, [{"loc": ["body"], "msg": "A value cannot be stored.", "type": "value_error"}])
 
 
 @api.exception_handler(InvalidInput)

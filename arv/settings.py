@@ -60,6 +60,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 API_MIDDLEWARE = [
+    "arv.web.middleware.JsonApiMiddleware",
     "arv.db.transaction.RequestTransactionMiddleware",
 ]
 

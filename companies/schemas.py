@@ -6,10 +6,10 @@ from typing import Annotated, Any, Literal
 from ninja import Schema
 from pydantic import AfterValidator, EmailStr, Field
 
-from arv.web.schemas import MAX_INT, Count, InputSchema, JsonObject, ObjectId, no_nul, text
+from arv.web.schemas import MAX_INT, Count, InputSchema, JsonObject, ObjectId, postgres_storable, text
 
 Tier = Literal["basic", "pro", "enterprise"]
-Email = Annotated[EmailStr, Field(max_length=255), AfterValidator(no_nul)]
+Email = Annotated[EmailStr, Field(max_length=255), AfterValidator(postgres_storable)]
 
 
 class CompanyOut(Schema):

@@ -73,6 +73,7 @@ def anonymous(client_for) -> httpx.Client:
 def local_connection(transactional_db, tmp_path):
     from storage.models import StorageConnection
 
+    StorageConnection.objects.filter(is_default=True).update(is_default=False)  # e.g. the seeded one
     return StorageConnection.objects.create(
         name="Disk", provider="local_disk", base_path=str(tmp_path), is_default=True
     )
@@ -83,6 +84,8 @@ def make_company(transactional_db) -> Callable[..., object]:
     from companies.models import Company
 
     def make(name: str, **fields):
+        if fields.get("is_default"):
+            Company.objects.filter(is_default=True).update(is_default=False)  # e.g. the seeded one
         return Company.objects.create(name=name, slug=fields.pop("slug", name.lower().replace(" ", "-")), **fields)
 
     return make

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any
 
 from ninja import Schema
@@ -12,18 +13,25 @@ MAX_INT = 2**31 - 1
 MAX_BIGINT = 2**63 - 1
 
 
-def no_nul(value: Any) -> Any:
-    """Reject NUL characters anywhere (PostgreSQL cannot store them in text or jsonb)."""
+def postgres_storable(value: Any) -> Any:
+    """Reject what PostgreSQL cannot store in text or jsonb: NUL, lone surrogates, NaN/Infinity."""
     if isinstance(value, str):
         if "\x00" in value:
             raise ValueError("must not contain NUL (\\u0000) characters")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("must be valid Unicode (no lone surrogates)") from None
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("numbers must be finite")
     elif isinstance(value, dict):
         for key, item in value.items():
-            no_nul(key)
-            no_nul(item)
+            postgres_storable(key)
+            postgres_storable(item)
     elif isinstance(value, list):
         for item in value:
-            no_nul(item)
+            postgres_storable(item)
     return value
 
 
@@ -32,11 +40,11 @@ def text(max_length: int, min_length: int = 0) -> Any:
     return Annotated[
         str,
         StringConstraints(strip_whitespace=True, min_length=min_length, max_length=max_length),
-        AfterValidator(no_nul),
+        AfterValidator(postgres_storable),
     ]
 
 
-JsonObject = Annotated[dict[str, Any], AfterValidator(no_nul)]
+JsonObject = Annotated[dict[str, Any], AfterValidator(postgres_storable)]
 ObjectId = Annotated[int, Field(ge=1, le=MAX_BIGINT)]
 Count = Annotated[int, Field(ge=0, le=MAX_INT)]
 
