@@ -84,6 +84,7 @@ class UvicornProcess:
             env={**os.environ, **env},
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stop() reaches --workers children too
         )
         try:
             wait_for_http(self.url + "/api/openapi.json")
@@ -100,8 +101,17 @@ class UvicornProcess:
         return self.process.wait(timeout)
 
     def stop(self) -> None:
+        """Stop the server and every process it started, gracefully if it will."""
         if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)  # any worker left behind
+        except ProcessLookupError:
+            pass
+        self.process.wait(10)
         if self._log is not subprocess.DEVNULL:
             self._log.close()
