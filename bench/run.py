@@ -1,0 +1,1123 @@
+"""ARV benchmark: one command brings everything up, loads it with wrk, and writes a report.
+
+    bench/run                      # full run (< 10 min on 2 cores): 1 and 2 uvicorn workers
+    bench/run --quick              # ~2 min: 1 worker, 1 repetition
+    bench/run --peer-dir PATH      # also start the FastAPI peer from PATH and measure it side by side
+    bench/run --peer http://127.0.0.1:8001 --peer-token T   # ... or point at a running peer
+    bench/run --render bench/results/<timestamp>.json       # re-render a saved run's .md and .png
+
+What it does, on the local PostgreSQL (postgres@127.0.0.1:5432, or --pg):
+  1. drops and creates the database arv_bench, runs `manage.py migrate`, seeds 10,000 companies
+     with 2 folders each (bench/seed.py) and creates a staff API token;
+  2. for each worker count, starts `uvicorn arv.asgi:application --workers N` on a free port and
+     runs each scenario (detail, list, search, create, mix) at each concurrency with wrk
+     (bench/lua/scenario.lua): a warm-up, then --reps measured runs (the median is reported);
+  3. measures the ceilings in the same run: a bare ASGI app (bench/bare_asgi.py), ARV's own stack
+     with a view that touches no database (bench/arv_nodb.py), and the detail endpoint's SQL
+     straight through psycopg (bench/dbceiling.py);
+  4. optionally the peer (detail, list, create), and a py-spy profile of ARV's detail endpoint;
+  5. writes bench/results/<timestamp>.md, .json and .png and prints the table.
+
+While a scenario runs, a monitor thread polls pg_stat_activity (backends of the database under
+test) and the server's RSS (uvicorn and its children) every 100 ms; pg_stat_database.sessions
+before and after gives the new database sessions per 1,000 requests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+RESULTS = BENCH / "results"
+LUA = BENCH / "lua" / "scenario.lua"
+VENV_BIN = ROOT / ".venv" / "bin"
+PYTHON = str(VENV_BIN / "python") if (VENV_BIN / "python").exists() else sys.executable
+UVICORN = str(VENV_BIN / "uvicorn")
+
+ARV_SCENARIOS = ["detail", "list", "search", "create", "mix"]
+PEER_SCENARIOS = ["detail", "list", "create"]
+DB_POOL_MAX = 30  # DB_POOL_SIZE + DB_MAX_OVERFLOW defaults: what one ARV process may hold
+SCENARIO_TEXT = {
+    "detail": "GET /api/companies/{random seeded id}",
+    "list": "GET /api/companies?page_size=20&page={random}",
+    "search": "GET /api/companies?page_size=20&search={random number}",
+    "create": "POST /api/companies (unique name)",
+    "mix": "60% detail, 30% list, 10% create",
+    "http": "bare ASGI app under uvicorn (small JSON)",
+    "nodb": "ARV stack, ninja view without database (GET /api/bench/ping)",
+    "db": "detail endpoint's SQL via psycopg (ping + BEGIN + 2 queries + COMMIT)",
+}
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# ----------------------------------------------------------------------------- PostgreSQL
+
+
+class Postgres:
+    def __init__(self, host: str, port: int, user: str) -> None:
+        self.host, self.port, self.user = host, port, user
+
+    def url(self, database: str, scheme: str = "postgres") -> str:
+        return f"{scheme}://{self.user}@{self.host}:{self.port}/{database}"
+
+    def connect(self, database: str = "postgres") -> psycopg.Connection:
+        return psycopg.connect(host=self.host, port=self.port, user=self.user, dbname=database, autocommit=True)
+
+    def recreate(self, database: str) -> None:
+        with self.connect() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{database}"')
+
+    def sessions(self, database: str) -> int:
+        with self.connect() as conn:
+            row = conn.execute("SELECT sessions FROM pg_stat_database WHERE datname = %s", (database,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def backends(self, database: str) -> int:
+        with self.connect() as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND backend_type = 'client backend'",
+                (database,),
+            ).fetchone()
+        return int(row[0])
+
+    def version(self) -> str:
+        with self.connect() as conn:
+            return conn.execute("SHOW server_version").fetchone()[0]
+
+
+# ----------------------------------------------------------------------------- processes
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def process_tree(pid: int) -> list[int]:
+    """pid and all its descendants (from /proc/*/stat)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        ppid = int(stat.rpartition(")")[2].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    tree, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        todo.extend(children.get(p, []))
+    return tree
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """utime + stime of these processes (all their threads), in seconds."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / CLOCK_TICKS
+
+
+def rss_kb(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+                        break
+        except OSError:
+            pass
+    return total
+
+
+class Server:
+    """A uvicorn process we started (in its own session), with a readiness URL."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], cwd: Path, ready_path: str, port: int):
+        self.name, self.argv, self.env, self.cwd = name, argv, env, cwd
+        self.ready_path, self.port = ready_path, port
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.proc: subprocess.Popen | None = None
+        self.log_path = Path("/tmp") / f"arv-bench-{name}-{port}.log"
+
+    def start(self, workers: int, timeout: float = 60.0) -> None:
+        self.log_file = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            self.argv,
+            env=self.env,
+            cwd=self.cwd,
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"{self.name} exited at start; see {self.log_path}:\n{self.log_path.read_text()[-3000:]}"
+                )
+            try:
+                with urllib.request.urlopen(self.base_url + self.ready_path, timeout=2) as response:
+                    if response.status == 200 and len(process_tree(self.proc.pid)) >= (
+                        1 if workers == 1 else workers + 1
+                    ):
+                        time.sleep(0.5 if workers == 1 else 1.5)  # let every worker finish its start-up
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"{self.name} did not become ready in {timeout:.0f}s; see {self.log_path}")
+
+    def pids(self) -> list[int]:
+        return process_tree(self.proc.pid) if self.proc and self.proc.poll() is None else []
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)  # the group we created at start
+                self.proc.wait(5)
+        self.log_file.close()
+        self.proc = None
+
+
+# ----------------------------------------------------------------------------- monitor
+
+
+class Monitor(threading.Thread):
+    """Polls backends of one database and the RSS of one server every 100 ms."""
+
+    def __init__(self, pg: Postgres) -> None:
+        super().__init__(daemon=True, name="bench-monitor")
+        self.pg = pg
+        self.lock = threading.Lock()
+        self.database: str | None = None
+        self.server: Server | None = None
+        self.peak_backends = 0
+        self.peak_rss_kb = 0
+        self.backends = 0
+        self.rss = 0
+        self._pids: list[int] = []
+        self._pids_at = 0.0
+        self._stop = threading.Event()
+
+    def watch(self, database: str | None, server: Server | None) -> None:
+        with self.lock:
+            self.database, self.server = database, server
+            self._pids, self._pids_at = [], 0.0
+            self.backends = self.rss = 0
+            self.reset()
+
+    def reset(self) -> None:
+        self.peak_backends = self.peak_rss_kb = 0
+
+    def snapshot(self) -> dict[str, int]:
+        self._sample(force=True)
+        with self.lock:
+            return {
+                "peak_backends": self.peak_backends,
+                "backends": self.backends,
+                "peak_rss_kb": self.peak_rss_kb,
+                "rss_kb": self.rss,
+            }
+
+    def run(self) -> None:
+        self.conn = self.pg.connect()
+        while not self._stop.wait(0.1):
+            try:
+                self._sample()
+            except Exception as exc:  # noqa: BLE001 - keep polling
+                log(f"monitor: {exc!r}")
+                time.sleep(1)
+                self.conn = self.pg.connect()
+
+    def _sample(self, force: bool = False) -> None:
+        with self.lock:
+            database, server = self.database, self.server
+            if database is not None:
+                conn = self.conn if not force else None
+                if conn is None:
+                    backends = self.pg.backends(database)
+                else:
+                    row = conn.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND backend_type = 'client backend'",
+                        (database,),
+                    ).fetchone()
+                    backends = int(row[0])
+                self.backends = backends
+                self.peak_backends = max(self.peak_backends, backends)
+            if server is not None:
+                now = time.monotonic()
+                if now - self._pids_at > 1.0:
+                    self._pids, self._pids_at = server.pids(), now
+                self.rss = rss_kb(self._pids)
+                self.peak_rss_kb = max(self.peak_rss_kb, self.rss)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+# ----------------------------------------------------------------------------- load
+
+
+@dataclass
+class Cell:
+    target: str  # arv, peer, http, nodb, db
+    label: str  # "ARV 1w", "peer 1w", "HTTP ceiling 1w", ...
+    workers: int
+    scenario: str
+    connections: int
+    reps: list[dict[str, Any]] = field(default_factory=list)
+    sessions_before: int = 0
+    sessions_after: int = 0
+    monitor: dict[str, int] = field(default_factory=dict)
+    db_connections: int | None = None
+    server_cpu_s: float | None = None
+
+    def rps(self) -> list[float]:
+        return [r["requests"] / (r["duration_us"] / 1e6) for r in self.reps]
+
+    def summary(self) -> dict[str, Any]:
+        requests = sum(r["requests"] for r in self.reps)
+        errors = sum(sum(r["errors"].values()) for r in self.reps)
+        rps = self.rps()
+        new_sessions = self.sessions_after - self.sessions_before
+        return {
+            "target": self.target,
+            "label": self.label,
+            "workers": self.workers,
+            "scenario": self.scenario,
+            "connections": self.connections,
+            "db_connections": self.db_connections,
+            "rps": round(statistics.median(rps), 1) if rps else 0.0,
+            "rps_reps": [round(x, 1) for x in rps],
+            "p50_ms": round(statistics.median(r["latency_us"]["p50"] for r in self.reps) / 1000, 2) if rps else None,
+            "p99_ms": round(statistics.median(r["latency_us"]["p99"] for r in self.reps) / 1000, 2) if rps else None,
+            "requests": requests,
+            "errors": errors,
+            "errors_detail": {
+                k: sum(r["errors"][k] for r in self.reps) for k in ("status", "connect", "read", "write", "timeout")
+            },
+            "peak_backends": self.monitor.get("peak_backends"),
+            "final_backends": self.monitor.get("backends"),
+            "new_sessions": new_sessions,
+            "sessions_per_1k": round(new_sessions * 1000 / requests, 2) if requests else None,
+            "server_cpu_ms_per_req": round(self.server_cpu_s * 1000 / requests, 3)
+            if self.server_cpu_s is not None and requests
+            else None,
+            "rss_mb": round(self.monitor.get("rss_kb", 0) / 1024, 1) if self.monitor.get("rss_kb") else None,
+            "peak_rss_mb": round(self.monitor.get("peak_rss_kb", 0) / 1024, 1)
+            if self.monitor.get("peak_rss_kb")
+            else None,
+        }
+
+
+def parse_bench_json(output: str) -> dict[str, Any]:
+    for line in output.splitlines():
+        if line.startswith("BENCH_JSON "):
+            return json.loads(line[len("BENCH_JSON ") :])
+    raise RuntimeError(f"no BENCH_JSON in wrk output:\n{output[-2000:]}")
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.pg = Postgres(args.pg_host, args.pg_port, args.pg_user)
+        self.monitor = Monitor(self.pg)
+        self.cells: list[Cell] = []
+        self.tag = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        self.run_counter = 0
+        self.servers: list[Server] = []
+        self.profile: dict[str, Any] | None = None
+        self.started = time.monotonic()
+
+    # -- wrk ---------------------------------------------------------------------------------
+
+    def wrk(self, base_url: str, mode: str, connections: int, seconds: int, token: str, ids: tuple[int, int], path="/"):
+        self.run_counter += 1
+        run_tag = f"{self.tag}-{self.run_counter}-{os.getpid()}"
+        argv = [
+            "wrk",
+            f"-t{min(self.args.threads, connections)}",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--timeout",
+            f"{self.args.timeout}s",
+            "--latency",
+            "-s",
+            str(LUA),
+            base_url,
+            "--",
+            mode,
+            token or "-",
+            str(ids[0]),
+            str(ids[1]),
+            run_tag,
+            path,
+        ]
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + self.args.timeout + 30)
+        if out.returncode != 0:
+            raise RuntimeError(f"wrk failed ({out.returncode}): {out.stderr}\n{out.stdout[-1000:]}")
+        return parse_bench_json(out.stdout)
+
+    def drain(self, server: Server | None, connections: int, last: dict[str, Any]) -> None:
+        """Wait until the server has finished the requests wrk left in flight when it stopped.
+
+        Neither ARV nor the peer cancels a request whose client went away, so up to `connections`
+        requests are still being served after wrk exits; without this pause that work would run
+        inside the next measurement window (at 128 connections, a large part of a short window).
+        """
+        if server is None:  # a peer we did not start: estimate from the last throughput
+            rps = last["requests"] / (last["duration_us"] / 1e6) if last["requests"] else 0
+            time.sleep(min(5.0, connections / rps) if rps else 1.0)
+            return
+        deadline = time.monotonic() + 10
+        pids = server.pids()
+        while time.monotonic() < deadline:
+            before = cpu_seconds(pids)
+            time.sleep(0.1)
+            if cpu_seconds(pids) - before < 0.015:  # < 15 % of one core: idle
+                return
+
+    def run_cell(self, cell: Cell, *, base_url: str, mode: str, token: str, ids, path="/", database=None, warmup=None):
+        args = self.args
+        duration = args.ceiling_duration if cell.target in ("http", "nodb") else args.duration
+        server = self.monitor.server
+        self.monitor.reset()
+        warm = self.wrk(base_url, mode, cell.connections, warmup or args.warmup, token, ids, path)
+        self.drain(server, cell.connections, warm)
+        if database:
+            cell.sessions_before = self.pg.sessions(database)
+        cell.server_cpu_s = 0.0 if server else None
+        for _ in range(args.reps):
+            cpu_before = cpu_seconds(server.pids()) if server else 0.0
+            rep = self.wrk(base_url, mode, cell.connections, duration, token, ids, path)
+            if server:
+                cell.server_cpu_s += cpu_seconds(server.pids()) - cpu_before
+            cell.reps.append(rep)
+            self.drain(server, cell.connections, rep)
+        if database:
+            cell.sessions_after = self.pg.sessions(database)
+        cell.monitor = self.monitor.snapshot()
+        self.cells.append(cell)
+        s = cell.summary()
+        log(
+            f"{cell.label:<16} {cell.scenario:<7} c={cell.connections:<4} {s['rps']:>9.1f} req/s  "
+            f"p50 {s['p50_ms']:>8.1f} ms  p99 {s['p99_ms']:>8.1f} ms  err {s['errors']}  "
+            f"backends {s['peak_backends']}/{s['final_backends']}  sess/1k {s['sessions_per_1k']}  "
+            f"cpu {s['server_cpu_ms_per_req']} ms/req  rss {s['rss_mb']} MB"
+        )
+        return cell
+
+    # -- setup -------------------------------------------------------------------------------
+
+    def arv_env(self, workers: int) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DB_")}  # DB_POOL_* etc.: defaults
+        env.update(
+            DATABASE_URL=self.pg.url(self.args.database),
+            DJANGO_SECRET_KEY="bench",
+            DJANGO_DEBUG="false",
+            DJANGO_SETTINGS_MODULE="arv.settings",
+            WEB_CONCURRENCY=str(workers),
+            PYTHONPATH=str(ROOT),
+        )
+        return env
+
+    def prepare_arv_database(self) -> None:
+        args = self.args
+        log(f"database {args.database}: drop/create, migrate, seed {args.companies} companies x {args.folders} folders")
+        self.pg.recreate(args.database)
+        env = self.arv_env(1)
+        subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
+        out = subprocess.run(
+            [PYTHON, str(BENCH / "seed.py"), str(args.companies), str(args.folders)],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        self.seed = json.loads(out.stdout.strip().splitlines()[-1])
+        self.ids = (self.seed["min_id"], self.seed["max_id"])
+        out = subprocess.run(
+            [PYTHON, "manage.py", "create_api_token", "bench", "--staff", "--name", "bench"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        self.token = out.stdout.strip().splitlines()[-1]
+        log(f"seeded ids {self.ids[0]}..{self.ids[1]} in {self.seed['seconds']}s; staff token created")
+
+    def start_server(self, name: str, argv: list[str], env, cwd, ready_path: str, workers: int, port: int) -> Server:
+        server = Server(name, argv, env, cwd, ready_path, port)
+        server.start(workers)
+        self.servers.append(server)
+        return server
+
+    def stop_server(self, server: Server) -> None:
+        self.monitor.watch(None, None)
+        server.stop()
+        self.servers.remove(server)
+
+    def uvicorn_argv(self, app: str, port: int, workers: int, extra: list[str] | None = None, uvicorn=UVICORN):
+        return [uvicorn, app, "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+                "--no-access-log", "--log-level", "warning", *(extra or [])]  # fmt: skip
+
+    def start_arv(self, workers: int, app: str = "arv.asgi:application", ready="/api/health") -> Server:
+        port = free_port()
+        return self.start_server(
+            f"arv-{app.split(':')[0].replace('.', '_')}-w{workers}",
+            self.uvicorn_argv(app, port, workers),
+            self.arv_env(workers),
+            ROOT,
+            ready,
+            workers,
+            port,
+        )
+
+    # -- peer --------------------------------------------------------------------------------
+
+    def prepare_peer(self) -> tuple[str, str, Server | None]:
+        args = self.args
+        if not args.peer_dir:
+            return args.peer.rstrip("/"), args.peer_token or "", None
+        peer_dir = Path(args.peer_dir).resolve()
+        venv = Path(args.peer_venv)
+        peer_python, peer_uvicorn = venv / "bin" / "python", venv / "bin" / "uvicorn"
+        if not peer_uvicorn.exists():
+            log(f"peer: creating {venv} and installing {peer_dir / 'requirements.txt'}")
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+            subprocess.run(
+                [str(venv / "bin" / "pip"), "install", "-q", "-r", str(peer_dir / "requirements.txt")], check=True
+            )
+        log(f"peer: database {args.peer_db}: drop/create, seed {args.peer_companies} companies")
+        self.pg.recreate(args.peer_db)
+        env = dict(os.environ, DATABASE_URL=self.pg.url(args.peer_db, "postgresql+asyncpg"))
+        out = subprocess.run(
+            [str(peer_python), "seed.py", str(args.peer_companies)],
+            cwd=peer_dir,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        token = out.stdout.strip().splitlines()[-1]
+        with self.pg.connect(args.peer_db) as conn:
+            conn.execute("ANALYZE")
+        port = free_port()
+        server = self.start_server(
+            "peer",
+            self.uvicorn_argv("app:app", port, 1, ["--loop", "uvloop", "--http", "httptools"], str(peer_uvicorn)),
+            env,
+            peer_dir,
+            "/api/health",
+            1,
+            port,
+        )
+        return server.base_url, token, server
+
+    # -- phases ------------------------------------------------------------------------------
+
+    def run_arv(self, workers: int) -> None:
+        server = self.start_arv(workers)
+        self.monitor.watch(self.args.database, server)
+        label = f"ARV {workers}w"
+        first = True
+        try:
+            for scenario in self.args.scenarios:
+                for c in self.args.conns:
+                    self.run_cell(
+                        Cell("arv", label, workers, scenario, c),
+                        base_url=server.base_url,
+                        mode=scenario,
+                        token=self.token,
+                        ids=self.ids,
+                        database=self.args.database,
+                        warmup=self.args.warmup + 1 if first else None,
+                    )
+                    first = False
+            if workers == 1 and self.args.profile_seconds > 0:
+                self.run_profile(server)
+        finally:
+            self.stop_server(server)
+
+    def run_peer(self) -> None:
+        base_url, token, server = self.prepare_peer()
+        self.monitor.watch(self.args.peer_db, server)
+        first = True
+        try:
+            for scenario in self.args.peer_scenarios:
+                for c in self.args.conns:
+                    self.run_cell(
+                        Cell("peer", "peer 1w", 1, scenario, c),
+                        base_url=base_url,
+                        mode=scenario,
+                        token=token,
+                        ids=(1, self.args.peer_companies),
+                        database=self.args.peer_db,
+                        warmup=self.args.warmup + 1 if first else None,
+                    )
+                    first = False
+        finally:
+            if server is not None:
+                self.stop_server(server)
+
+    def run_http_ceilings(self, workers: int) -> None:
+        for target, app, ready, path, label in (
+            ("http", "bench.bare_asgi:app", "/", "/", f"HTTP ceiling {workers}w"),
+            ("nodb", "bench.arv_nodb:application", "/api/bench/ping", "/api/bench/ping", f"ARV no-DB {workers}w"),
+        ):
+            server = self.start_arv(workers, app, ready)
+            self.monitor.watch(None, server)
+            try:
+                for c in self.args.conns:
+                    self.run_cell(
+                        Cell(target, label, workers, target, c), base_url=server.base_url, mode="get", token="",
+                        ids=(1, 1), path=path,
+                    )  # fmt: skip
+            finally:
+                self.stop_server(server)
+
+    def run_db_ceiling(self) -> None:
+        """The detail SQL at min(connections, one ARV process's pool) client connections."""
+        done: dict[int, Cell] = {}
+        self.monitor.watch(self.args.database, None)
+        for c in self.args.conns:
+            n = min(c, DB_POOL_MAX)
+            if n in done:
+                copy = Cell("db", done[n].label, 1, "db", c, reps=done[n].reps, db_connections=n)
+                copy.sessions_before, copy.sessions_after = done[n].sessions_before, done[n].sessions_after
+                copy.monitor = done[n].monitor
+                self.cells.append(copy)
+                continue
+            cell = Cell("db", "DB ceiling", 1, "db", c, db_connections=n)
+            self.monitor.reset()
+            argv = [PYTHON, str(BENCH / "dbceiling.py"), "--token", self.token,
+                    "--min-id", str(self.ids[0]), "--max-id", str(self.ids[1]), "--connections", str(n),
+                    "--processes", "2", "--warmup", str(self.args.warmup), "--duration", str(self.args.duration),
+                    "--reps", str(self.args.reps)]  # fmt: skip
+            proc = subprocess.Popen(argv, cwd=ROOT, env=self.arv_env(1), stdout=subprocess.PIPE, text=True)
+            for line in proc.stdout:
+                if line.startswith("WARMED"):
+                    cell.sessions_before = self.pg.sessions(self.args.database)
+                    self.monitor.reset()
+                elif line.startswith("BENCH_JSON "):
+                    cell.reps.append(json.loads(line[len("BENCH_JSON ") :]))
+                    if len(cell.reps) == self.args.reps:
+                        cell.monitor = self.monitor.snapshot()
+                elif line.startswith("STATEMENTS "):
+                    self.db_statements = json.loads(line[len("STATEMENTS ") :])
+            if proc.wait() != 0:
+                raise RuntimeError("bench/dbceiling.py failed")
+            cell.sessions_after = self.pg.sessions(self.args.database)
+            self.cells.append(cell)
+            done[n] = cell
+            s = cell.summary()
+            log(
+                f"DB ceiling       db      n={n:<4} {s['rps']:>9.1f} tx/s   p50 {s['p50_ms']:>8.1f} ms  p99 {s['p99_ms']:>8.1f} ms"
+            )
+
+    def run_profile(self, server: Server) -> None:
+        """py-spy on the uvicorn process while wrk loads the detail endpoint: GIL-holding samples
+        (where the process's CPU goes), then all threads' wall-clock samples (where a request waits)."""
+        py_spy = shutil.which("py-spy") or str(VENV_BIN / "py-spy")
+        if not Path(py_spy).exists():
+            log("py-spy not installed (pip install -r bench/requirements.txt): no profile")
+            return
+        seconds, c = self.args.profile_seconds, self.args.profile_connections
+        self.profile = {"seconds": seconds, "connections": c}
+        for kind, extra in (("cpu", ["--gil"]), ("wall", [])):
+            raw = Path("/tmp") / f"arv-bench-profile-{self.tag}-{kind}.txt"
+            log(f"profiling ARV detail at c={c} for {seconds}s with py-spy ({kind}; raw stacks: {raw})")
+            spy = subprocess.Popen(
+                [py_spy, "record", "--pid", str(server.proc.pid), "--duration", str(seconds), "--rate", "100",
+                 "--format", "raw", "--threads", "--nonblocking", *extra, "--output", str(raw)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            time.sleep(0.5)
+            load = self.wrk(server.base_url, "detail", c, seconds, self.token, self.ids)
+            err = spy.communicate(timeout=seconds + 60)[1]
+            if spy.returncode != 0 or not raw.exists():
+                log(f"py-spy failed: {err.strip()[-500:]}")
+                continue
+            summary = summarize_profile(raw.read_text())
+            summary.update(raw_file=str(raw), rps_under_profiler=round(load["requests"] / seconds, 1))
+            self.profile[kind] = summary
+
+    # -- main --------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        args = self.args
+        self.monitor.start()
+        try:
+            self.prepare_arv_database()
+            if not args.skip_ceilings:
+                self.run_http_ceilings(args.workers[0])
+                self.run_db_ceiling()
+            for i, workers in enumerate(args.workers):
+                self.run_arv(workers)
+                if i == 0 and (args.peer or args.peer_dir):
+                    self.run_peer()
+                if i > 0 and not args.skip_ceilings:
+                    self.run_http_ceilings(workers)
+        finally:
+            for server in list(self.servers):
+                self.stop_server(server)
+            self.monitor.stop()
+        self.report()
+
+    def environment(self) -> dict[str, Any]:
+        def version(name: str) -> str:
+            try:
+                return metadata.version(name)
+            except metadata.PackageNotFoundError:
+                return "?"
+
+        cpu = "?"
+        try:
+            cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+        except (OSError, StopIteration):
+            pass
+        wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("Copyright")[0].strip()
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True)
+        return {
+            "cpus": os.cpu_count(),
+            "cpu": cpu,
+            "loadavg_at_end": os.getloadavg(),
+            "python": platform.python_version(),
+            "postgresql": self.pg.version(),
+            "wrk": wrk_version,
+            "packages": {
+                p: version(p) for p in ("django", "django-ninja", "uvicorn", "uvloop", "httptools", "psycopg")
+            },
+            "git": commit.stdout.strip() + (" (uncommitted changes)" if dirty.stdout.strip() else ""),
+        }
+
+    def report(self) -> None:
+        args = self.args
+        RESULTS.mkdir(exist_ok=True)
+        stamp = self.tag
+        rows = [c.summary() for c in self.cells]
+        add_fractions(rows)
+        data = {
+            "timestamp": stamp,
+            "command": " ".join(sys.argv),
+            "mode": "quick" if args.quick else "full",
+            "settings": {
+                "warmup_s": args.warmup,
+                "duration_s": args.duration,
+                "ceiling_duration_s": args.ceiling_duration,
+                "reps": args.reps,
+                "connections": args.conns,
+                "workers": args.workers,
+                "wrk_threads": args.threads,
+                "companies": args.companies,
+                "folders_each": args.folders,
+                "peer_companies": args.peer_companies if (args.peer or args.peer_dir) else None,
+            },
+            "environment": self.environment(),
+            "scenarios": SCENARIO_TEXT,
+            "db_ceiling_statements": getattr(self, "db_statements", None),
+            "rows": rows,
+            "profile": self.profile,
+            "elapsed_s": round(time.monotonic() - self.started, 1),
+        }
+        md = render_markdown(data)
+        (RESULTS / f"{stamp}.json").write_text(json.dumps(data, indent=1) + "\n")
+        (RESULTS / f"{stamp}.md").write_text(md)
+        chart = RESULTS / f"{stamp}.png"
+        try:
+            render_chart(rows, chart)
+        except ImportError:
+            log("matplotlib missing (pip install -r bench/requirements.txt): no chart")
+            chart = None
+        print()
+        print(md)
+        log(f"wrote {RESULTS / (stamp + '.md')}, .json{', .png' if chart else ''} in {data['elapsed_s']:.0f}s")
+
+
+# ----------------------------------------------------------------------------- analysis
+
+
+def add_fractions(rows: list[dict[str, Any]]) -> None:
+    """Each ARV (and peer) figure as a fraction of the ceilings at the same workers and concurrency."""
+    ceilings = {
+        (r["target"], r["workers"], r["connections"]): r["rps"] for r in rows if r["target"] in ("http", "nodb")
+    }
+    db = {r["connections"]: r["rps"] for r in rows if r["target"] == "db"}
+    for r in rows:
+        if r["target"] not in ("arv", "peer"):
+            continue
+        key = (r["workers"], r["connections"])
+        http, nodb = ceilings.get(("http", *key)), ceilings.get(("nodb", *key))
+        r["pct_http"] = round(100 * r["rps"] / http, 1) if http else None
+        r["pct_nodb"] = round(100 * r["rps"] / nodb, 1) if nodb else None
+        dbc = db.get(r["connections"]) if r["scenario"] == "detail" else None
+        r["pct_db"] = round(100 * r["rps"] / dbc, 1) if dbc else None
+    for r in rows:
+        # Little's law: a closed loop of N connections at X req/s has a mean latency of N / X.
+        r["little_mean_ms"] = round(1000 * r["connections"] / r["rps"], 1) if r["rps"] and r["target"] != "db" else None
+
+
+def fmt(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def render_markdown(data: dict[str, Any]) -> str:
+    s, env, rows = data["settings"], data["environment"], data["rows"]
+    out = [
+        f"# ARV benchmark {data['timestamp']} ({data['mode']})",
+        "",
+        f"`{data['command']}` — {env['cpus']} CPUs ({env['cpu']}), Python {env['python']}, "
+        f"PostgreSQL {env['postgresql']}, {env['wrk']}, git {env['git']}; "
+        + ", ".join(f"{k} {v}" for k, v in env["packages"].items())
+        + ".",
+        "",
+        f"Load: wrk, {s['wrk_threads']} threads, warm-up {s['warmup_s']} s then {s['reps']} × {s['duration_s']} s "
+        f"(ceilings HTTP/no-DB {s['ceiling_duration_s']} s), median of the repetitions. "
+        f"Data: {s['companies']:,} companies × {s['folders_each']} folders"
+        + (f"; peer: {s['peer_companies']:,} companies (no folders)" if s["peer_companies"] else "")
+        + f". ARV: uvicorn `--no-access-log`, DB_POOL_SIZE 20 + DB_MAX_OVERFLOW 10 per process. "
+        f"Elapsed {data['elapsed_s']:.0f} s; load average at the end {env['loadavg_at_end'][0]:.2f}.",
+        "",
+        "Between runs the bench waits until the server is idle again (it finishes requests wrk abandoned). "
+        "Columns: req/s (median); p50/p99 latency in ms (median of the repetitions' wrk percentiles; wrk only "
+        "counts requests that complete within a run, so p99 cannot exceed the run's length); errors = "
+        "non-2xx + socket errors over all repetitions; backends = peak / final client backends of the database "
+        "under test (pg_stat_activity, polled every 100 ms); sess/1k = new PostgreSQL sessions per 1,000 requests "
+        "(pg_stat_database.sessions); CPU ms/req = the server's CPU time (uvicorn and its children, user + system) "
+        "per request; RSS = uvicorn and its children at the end (peak); % HTTP, % no-DB, % DB = "
+        "req/s as a fraction of the ceilings at the same workers and connections; N/X ms = connections ÷ req/s, "
+        "the mean latency Little's law implies for a closed loop: a p99 far below it means some requests waited "
+        "longer than the run and are missing from wrk's percentiles (unfair queueing).",
+        "",
+        "| target | scenario | conns | req/s | p50 ms | p99 ms | N/X ms | errors | backends | sess/1k | CPU ms/req | "
+        "RSS MB | % HTTP | % no-DB | % DB |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    order = {"http": 0, "nodb": 1, "db": 2, "arv": 3, "peer": 4}
+    for r in sorted(rows, key=lambda r: (order[r["target"]] if r["target"] != "arv" else 3, r["workers"] if r["target"] == "arv" else 0,
+                                         ARV_SCENARIOS.index(r["scenario"]) if r["scenario"] in ARV_SCENARIOS else 0,
+                                         r["connections"])):  # fmt: skip
+        conns = f"{r['connections']}" + (
+            f" ({r['db_connections']} db)" if r["db_connections"] and r["db_connections"] != r["connections"] else ""
+        )
+        rss = f"{fmt(r['rss_mb'])} ({fmt(r['peak_rss_mb'])})" if r["rss_mb"] else "–"
+        backends = (
+            f"{r['peak_backends']} / {r['final_backends']}"
+            if r["peak_backends"] is not None and r["target"] not in ("http", "nodb")
+            else "–"
+        )
+        sess = fmt(r["sessions_per_1k"], 2) if r["target"] in ("arv", "peer", "db") else "–"
+        out.append(
+            f"| {r['label']} | {r['scenario']} | {conns} | {fmt(r['rps'])} | {fmt(r['p50_ms'])} | {fmt(r['p99_ms'])} | "
+            f"{fmt(r.get('little_mean_ms'))} | "
+            f"{r['errors']} | {backends} | {sess} | {fmt(r['server_cpu_ms_per_req'], 2)} | {rss} | {fmt(r.get('pct_http'))} | {fmt(r.get('pct_nodb'))} | "
+            f"{fmt(r.get('pct_db'))} |"
+        )
+    peer = {(r["scenario"], r["connections"]): r for r in rows if r["target"] == "peer"}
+    arv1 = {(r["scenario"], r["connections"]): r for r in rows if r["target"] == "arv" and r["workers"] == 1}
+    if peer:
+        out += [
+            "",
+            "## ARV vs peer (1 worker each, same machine, same run)",
+            "",
+            "| scenario | conns | ARV req/s | peer req/s | ARV / peer | ARV p50 / p99 ms | peer p50 / p99 ms "
+            "| ARV N/X ms | peer N/X ms | ARV CPU ms/req | peer CPU ms/req | ARV errors | peer errors "
+            "| ARV sess/1k | peer sess/1k | ARV backends | peer backends |",
+            "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        ]
+        for key in sorted(peer, key=lambda k: (ARV_SCENARIOS.index(k[0]), k[1])):
+            p, a = peer[key], arv1.get(key)
+            if a is None:
+                continue
+            ratio = a["rps"] / p["rps"] if p["rps"] else None
+            out.append(
+                f"| {key[0]} | {key[1]} | {fmt(a['rps'])} | {fmt(p['rps'])} | {fmt(ratio, 2)} | "
+                f"{fmt(a['p50_ms'])} / {fmt(a['p99_ms'])} | {fmt(p['p50_ms'])} / {fmt(p['p99_ms'])} | "
+                f"{fmt(a.get('little_mean_ms'))} | {fmt(p.get('little_mean_ms'))} | "
+                f"{fmt(a['server_cpu_ms_per_req'], 2)} | {fmt(p['server_cpu_ms_per_req'], 2)} | "
+                f"{a['errors']} | {p['errors']} | {fmt(a['sessions_per_1k'], 2)} | "
+                f"{fmt(p['sessions_per_1k'], 2)} | {a['peak_backends']} / {a['final_backends']} | "
+                f"{p['peak_backends']} / {p['final_backends']} |"
+            )
+    out += ["", "## Scenarios", ""]
+    out += [f"- **{k}**: {v}" for k, v in data["scenarios"].items()]
+    prof = data.get("profile")
+    if prof:
+        out += [
+            "",
+            f"## Profile: ARV detail endpoint, 1 worker, c={prof['connections']}, py-spy {prof['seconds']} s each",
+            "",
+        ]
+        titles = {
+            "cpu": "CPU: samples of the thread holding the GIL (where the process's CPU time goes)",
+            "wall": "Wall clock: samples of all threads that are not idle (where requests wait)",
+        }
+        for kind in ("cpu", "wall"):
+            p = prof.get(kind)
+            if not p:
+                continue
+            out += [
+                f"### {titles[kind]}",
+                "",
+                f"{p['samples']} samples, {fmt(p['rps_under_profiler'])} req/s under the profiler. By thread: "
+                + ", ".join(f"{k} {v:.1f}%" for k, v in p["threads"].items()),
+                "",
+                "| % | area |",
+                "|--:|---|",
+                *[f"| {pct:.1f} | {name} |" for name, pct in p["areas"]],
+                "",
+                "| inclusive % | function |",
+                "|--:|---|",
+                *[f"| {pct:.1f} | `{name}` |" for name, pct in p["inclusive"][:20]],
+                "",
+                "| self % | function |",
+                "|--:|---|",
+                *[f"| {pct:.1f} | `{name}` |" for name, pct in p["self"][:15]],
+                "",
+            ]
+    return "\n".join(out) + "\n"
+
+
+AREAS = [
+    # (area, regex on a frame "function (file)"); the first frame from the leaf up that matches decides
+    ("DB worker thread idle (waiting for a job)", r"^DatabaseWorker\._serve \("),
+    ("event loop in C (uvloop: polling, socket I/O)", r"^Runner\.run \(asyncio"),
+    ("psycopg: round trips to PostgreSQL, wire protocol", r"psycopg[/\\]|psycopg_binary|psycopg_c"),
+    (
+        "Django ORM: building and compiling SQL",
+        r"django[/\\]db[/\\]models[/\\](sql[/\\]|query\.py|expressions|lookups|fields|functions|aggregates|query_utils)",
+    ),
+    ("Django ORM: model instances from rows", r"django[/\\]db[/\\]models[/\\]base\.py"),
+    (
+        "Django db backend, transaction, connection upkeep",
+        r"django[/\\]db[/\\](backends|transaction|utils)|arv[/\\]db[/\\]transaction",
+    ),
+    (
+        "pydantic / ninja output validation, JSON rendering",
+        r"pydantic|ninja[/\\](schema|responses|renderers)|json[/\\]",
+    ),
+    ("django-ninja operation, parameters, auth", r"ninja[/\\]"),
+    ("Django request/response, URL resolving, handler", r"django[/\\](core|http|urls|utils|dispatch)"),
+    ("ARV pool and worker hand-off (arv.db.workers), asgiref", r"arv[/\\]db[/\\]workers|asgiref"),
+    ("ARV other (auth, selectors, asgi)", r"arv[/\\]|companies[/\\]"),
+    ("uvicorn / httptools / asyncio", r"uvicorn|httptools|asyncio|uvloop|selectors"),
+    ("threading / queue", r"threading|queue"),
+]
+ROOT_FRAMES = re.compile(
+    r"^(<module> |Thread\._bootstrap|Thread\.run |Command\.|Context\.invoke |main \(uvicorn|run \(uvicorn"
+    r"|Server\.run |asyncio_run |Runner\.run )"
+)
+
+
+def summarize_profile(raw: str) -> dict[str, Any]:
+    """Collapsed py-spy stacks ("thread;frame;...;frame count") -> % of samples by thread kind,
+    area, function (inclusive) and leaf function (self)."""
+    total = 0
+    inclusive: dict[str, int] = {}
+    self_: dict[str, int] = {}
+    threads: dict[str, int] = {}
+    areas: dict[str, int] = {}
+    for line in raw.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        thread, *frames = stack.split(";")
+        name = thread.rpartition(": ")[2].strip() or thread
+        name = re.sub(r"[-_]\d+$", "-N", name)
+        threads[name] = threads.get(name, 0) + count
+        total += count
+        names = [re.sub(r":\d+\)$", ")", f) for f in frames]  # drop line numbers
+        for n in set(names):
+            inclusive[n] = inclusive.get(n, 0) + count
+        if names:
+            self_[names[-1]] = self_.get(names[-1], 0) + count
+        area = "other"
+        for frame in reversed(names):
+            hit = next((a for a, pattern in AREAS if re.search(pattern, frame)), None)
+            if hit:
+                area = hit
+                break
+        areas[area] = areas.get(area, 0) + count
+
+    def pct(d: dict[str, int]) -> list[tuple[str, float]]:
+        return [(k, round(100 * v / total, 1)) for k, v in sorted(d.items(), key=lambda kv: -kv[1])] if total else []
+
+    return {
+        "samples": total,
+        "threads": dict(pct(threads)),
+        "areas": pct(areas),
+        "inclusive": [x for x in pct(inclusive) if not ROOT_FRAMES.match(x[0])][:40],
+        "self": pct(self_)[:40],
+    }
+
+
+def render_chart(rows: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups: list[str] = []
+    series: dict[str, dict[str, dict[str, Any]]] = {}
+    names = {"http": "ceiling HTTP", "nodb": "ceiling no-DB", "db": "ceiling DB"}
+    for r in rows:
+        scenario = names.get(r["target"], r["scenario"])
+        group = f"{scenario}\nc={r['connections']}"
+        if group not in groups:
+            groups.append(group)
+        who = (
+            "peer, 1 worker" if r["target"] == "peer" else f"{r['workers']} worker" + ("s" if r["workers"] > 1 else "")
+        )
+        series.setdefault(who, {})[group] = r
+    order = [g for s in ARV_SCENARIOS for g in groups if g.startswith(s + "\n")]
+    order += [g for g in groups if g not in order]
+    fig, axes = plt.subplots(2, 1, figsize=(max(12, len(order) * 0.75), 9), sharex=True)
+    width = 0.8 / max(1, len(series))
+    for i, (who, by_group) in enumerate(sorted(series.items())):
+        xs = [k + i * width - 0.4 + width / 2 for k, g in enumerate(order) if g in by_group]
+        axes[0].bar(xs, [by_group[g]["rps"] for g in order if g in by_group], width, label=who)
+        axes[1].bar(xs, [by_group[g]["p99_ms"] or 0 for g in order if g in by_group], width, label=who)
+    axes[0].set_ylabel("requests/s (median, log)")
+    axes[0].set_yscale("log")
+    axes[1].set_ylabel("p99 latency ms (log)")
+    axes[1].set_yscale("log")
+    axes[0].legend()
+    axes[0].set_title("ARV benchmark: throughput and p99 by scenario and connections")
+    axes[1].set_xticks(range(len(order)), order, fontsize=7)
+    for ax in axes:
+        ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+# ----------------------------------------------------------------------------- cli
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="ARV benchmark (see bench/run.py's docstring).")
+    p.add_argument("--quick", action="store_true", help="~2 minutes: 1 worker, 1 repetition, short runs")
+    p.add_argument("--reps", type=int, help="measured repetitions per scenario (default 3; quick 1)")
+    p.add_argument("--warmup", type=int, help="warm-up seconds before each scenario (default 1)")
+    p.add_argument("--duration", type=int, help="seconds per measured repetition (default 2; quick 3)")
+    p.add_argument("--ceiling-duration", type=int, help="seconds per repetition of the HTTP/no-DB ceilings (default 2)")
+    p.add_argument("--conns", default="16,32,128", help="wrk connections, comma-separated")
+    p.add_argument("--workers", help="uvicorn worker counts, comma-separated (default 1,2; quick 1)")
+    p.add_argument("--scenarios", default=",".join(ARV_SCENARIOS))
+    p.add_argument("--threads", type=int, default=2, help="wrk threads")
+    p.add_argument("--timeout", type=int, default=10, help="wrk socket/request timeout, seconds")
+    p.add_argument("--skip-ceilings", action="store_true")
+    p.add_argument("--profile-seconds", type=int, help="py-spy the detail endpoint this long (0: no profile)")
+    p.add_argument("--profile-connections", type=int, default=32)
+    p.add_argument("--companies", type=int, default=10_000)
+    p.add_argument("--folders", type=int, default=2)
+    p.add_argument("--database", default="arv_bench")
+    p.add_argument("--pg-host", default="127.0.0.1")
+    p.add_argument("--pg-port", type=int, default=5432)
+    p.add_argument("--pg-user", default="postgres")
+    p.add_argument("--peer", help="base URL of a running peer (e.g. http://127.0.0.1:8001)")
+    p.add_argument("--peer-token", help="bearer token for --peer")
+    p.add_argument("--peer-dir", help="start the FastAPI peer from this directory (its README's steps)")
+    p.add_argument("--peer-venv", default="/tmp/peer-venv")
+    p.add_argument("--peer-db", default="peer", help="the peer's database (polled for backends/sessions)")
+    p.add_argument("--peer-companies", type=int, default=10_000, help="companies the peer is seeded with (ids 1..N)")
+    p.add_argument("--peer-scenarios", default=",".join(PEER_SCENARIOS))
+    args = p.parse_args(argv)
+    q = args.quick
+    args.reps = args.reps or (1 if q else 3)
+    args.warmup = args.warmup if args.warmup is not None else 1
+    args.duration = args.duration or (3 if q else 2)
+    args.ceiling_duration = args.ceiling_duration or 2
+    args.workers = [int(x) for x in (args.workers or ("1" if q else "1,2")).split(",")]
+    args.conns = [int(x) for x in args.conns.split(",")]
+    args.scenarios = [s for s in args.scenarios.split(",") if s]
+    args.peer_scenarios = [s for s in args.peer_scenarios.split(",") if s]
+    if args.profile_seconds is None:
+        args.profile_seconds = 5 if q else 12
+    if args.peer and args.peer_dir:
+        p.error("--peer and --peer-dir exclude each other")
+    if not shutil.which("wrk"):
+        p.error("wrk is missing: apt-get install -y wrk")
+    return args
+
+
+def render_saved(path: Path) -> None:
+    """Re-render the .md and .png of a saved run from its .json (after a change to the report's layout)."""
+    data = json.loads(path.read_text())
+    for r in data["rows"]:
+        if r["target"] in ("http", "nodb"):
+            r["peak_backends"] = r["final_backends"] = None
+    add_fractions(data["rows"])
+    path.write_text(json.dumps(data, indent=1) + "\n")
+    md = render_markdown(data)
+    path.with_suffix(".md").write_text(md)
+    render_chart(data["rows"], path.with_suffix(".png"))
+    print(md)
+
+
+def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--render":
+        render_saved(Path(sys.argv[2]))
+        return
+    args = parse_args()
+    Bench(args).run()
+
+
+if __name__ == "__main__":
+    main()
