@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 from django.core.exceptions import PermissionDenied
 from django.db import DatabaseError, DataError, IntegrityError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError
 from ninja.parser import Parser
+from ninja.renderers import BaseRenderer
 
 from arv.auth.callers import BearerToken, api_auth
 from arv.db.errors import RETRY_AFTER_SECONDS, UNAVAILABLE_ERRORS, database_error_response, describe_database_error
@@ -36,12 +38,22 @@ class ObjectBodyParser(Parser):
         return data
 
 
+class OrjsonRenderer(BaseRenderer):
+    """orjson: several times faster than json + DjangoJSONEncoder; datetimes keep their +00:00 offset."""
+
+    media_type = "application/json"
+
+    def render(self, request: HttpRequest, data: Any, *, response_status: int) -> bytes:
+        return orjson.dumps(data)
+
+
 api = NinjaAPI(
     title="ARV API",
     version="1.0.0",
     description="Companies and their storage. See API.md for the contract.",
     auth=api_auth,
     parser=ObjectBodyParser(),
+    renderer=OrjsonRenderer(),
     docs_url="/docs",
     openapi_url="/openapi.json",
     urls_namespace="api",

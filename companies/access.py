@@ -17,9 +17,10 @@ def require_staff(user: AbstractBaseUser) -> None:
         raise PermissionDenied("Only staff users may do this.")
 
 
-def companies_visible_to(user: AbstractBaseUser) -> QuerySet[Company]:
+def companies_visible_to(user: AbstractBaseUser, companies: QuerySet[Company] | None = None) -> QuerySet[Company]:
     """Staff see every company; a member sees only its own (others are 404, not 403)."""
-    companies = Company.objects.all()
+    if companies is None:
+        companies = Company.objects.all()
     if user.is_staff:
         return companies
     return companies.filter(memberships__user=user)

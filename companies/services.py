@@ -8,6 +8,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.utils.text import slugify
 
+from arv.db.queries import one_or_none
 from arv.web.errors import Conflict, InvalidInput
 from companies.access import companies_visible_to, require_member_writable, require_staff
 from companies.models import Company
@@ -35,7 +36,7 @@ def company_create(*, user: AbstractBaseUser, name: str, **fields: Any) -> Compa
 
 
 def company_update(*, user: AbstractBaseUser, company_id: int, **fields: Any) -> Company:
-    company = companies_visible_to(user).select_for_update().filter(pk=company_id).first()
+    company = one_or_none(companies_visible_to(user).select_for_update().filter(pk=company_id))
     if company is None:
         return company_get(user=user, company_id=company_id)  # raises the 404
     require_member_writable(user, set(fields))

@@ -6,6 +6,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, QuerySet, Sum
 from django.http import Http404
 
+from arv.db.queries import one_or_none
 from companies.access import require_staff
 from companies.selectors import company_get
 from storage.models import StorageConnection, StorageFolder
@@ -25,7 +26,7 @@ def connection_list(*, user: AbstractBaseUser, is_active: bool | None = None) ->
 
 def connection_get(*, user: AbstractBaseUser, connection_id: int) -> StorageConnection:
     require_staff(user)
-    connection = _connections().filter(pk=connection_id).first()
+    connection = one_or_none(_connections().filter(pk=connection_id))
     if connection is None:
         raise Http404("No such storage connection.")
     return connection

@@ -13,8 +13,14 @@ MAX_INT = 2**31 - 1
 MAX_BIGINT = 2**63 - 1
 
 
-def postgres_storable(value: Any) -> Any:
-    """Reject what PostgreSQL cannot store in text or jsonb: NUL, lone surrogates, NaN/Infinity."""
+# Deeper JSON is refused: the renderer (orjson) stops at 254 levels, and no real
+# metadata needs more than a handful.
+MAX_JSON_DEPTH = 32
+
+
+def postgres_storable(value: Any, _depth: int = 0) -> Any:
+    """Reject what PostgreSQL cannot store in text or jsonb (NUL, lone surrogates, NaN/Infinity)
+    and JSON nested deeper than MAX_JSON_DEPTH."""
     if isinstance(value, str):
         if "\x00" in value:
             raise ValueError("must not contain NUL (\\u0000) characters")
@@ -25,13 +31,13 @@ def postgres_storable(value: Any) -> Any:
     elif isinstance(value, float):
         if not math.isfinite(value):
             raise ValueError("numbers must be finite")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            postgres_storable(key)
-            postgres_storable(item)
-    elif isinstance(value, list):
-        for item in value:
-            postgres_storable(item)
+    elif isinstance(value, dict | list):
+        if _depth >= MAX_JSON_DEPTH:
+            raise ValueError(f"must not be nested more than {MAX_JSON_DEPTH} levels deep")
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            postgres_storable(key, _depth + 1)
+            postgres_storable(item, _depth + 1)
     return value
 
 
