@@ -8,7 +8,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from arv.testing.servers import uvicorn_in_thread
+from arv.testing.servers import UvicornProcess, uvicorn_in_thread
+
+# Pool bounds of servers started by start_server (tests override them per server).
+SERVER_POOL = {"DB_POOL_SIZE": "4", "DB_MAX_OVERFLOW": "2"}
 
 
 @pytest.fixture(scope="session")
@@ -104,3 +107,52 @@ def member_of(client_for, transactional_db) -> Callable[..., httpx.Client]:
         return client_for(user)
 
     return make
+
+
+@pytest.fixture
+def start_server(tmp_path, collected_static) -> Iterator[Callable[..., UvicornProcess]]:
+    """start_server(database_url=None, **env) -> `uvicorn arv.asgi:application` in its own process.
+
+    On the test database unless told otherwise, with SERVER_POOL's bounds and env on top;
+    its output goes to a log file (server.output()). Every server is stopped afterwards.
+    """
+    from arv.testing.postgres import current_database_url
+
+    servers: list[UvicornProcess] = []
+
+    def start(database_url: str | None = None, **env: str) -> UvicornProcess:
+        server = UvicornProcess(
+            {
+                "DATABASE_URL": database_url or current_database_url(),
+                "ARV_STATIC_ROOT": str(collected_static),
+                **SERVER_POOL,
+                **env,
+            },
+            log_path=tmp_path / f"uvicorn-{len(servers)}.log",
+        )
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def observer(transactional_db):
+    """A DatabaseObserver of the sessions of servers the test starts, on the test database.
+
+    Sessions already open are this test process's: its own connection and, once live_url
+    has started, the in-thread server's workers. They are not counted.
+    """
+    from django.db import connection
+
+    from arv.testing.postgres import DatabaseObserver, current_database_conninfo
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (own_pid,) = cursor.fetchone()
+    watcher = DatabaseObserver(current_database_conninfo(), connection.settings_dict["NAME"], ignore_pids=(own_pid,))
+    watcher.ignore_pids.extend(pid for pid, _ in watcher.backends())
+    yield watcher
+    watcher.close()

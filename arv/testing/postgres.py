@@ -113,3 +113,26 @@ class ThrowawayCluster:
         except subprocess.CalledProcessError:
             pass
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def current_database_url() -> str:
+    """DATABASE_URL of the test database Django is using (for servers started by tests)."""
+    from django.db import connection
+
+    s = connection.settings_dict
+    return f"postgres://{s['USER']}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+def current_database_conninfo() -> str:
+    """libpq conninfo of the test database, for psycopg connections beside Django's."""
+    from django.db import connection
+
+    s = connection.settings_dict
+    return f"host={s['HOST'] or '127.0.0.1'} port={s['PORT'] or 5432} user={s['USER']} dbname={s['NAME']}"
+
+
+def hold_lock_on_companies() -> psycopg.Connection:
+    """A transaction that blocks every query on companies until it is closed."""
+    blocker = psycopg.connect(current_database_conninfo(), application_name="arv-test-blocker")
+    blocker.execute("LOCK TABLE companies_company IN ACCESS EXCLUSIVE MODE")
+    return blocker

@@ -9,18 +9,18 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from io import StringIO
 
 import httpx
-import psycopg
 import pytest
 from django.core.management import call_command
 from django.db import connection
 
 from arv.auth.tokens import token_issue
-from arv.testing.postgres import DatabaseObserver, ThrowawayCluster
+from arv.testing.fixtures import SERVER_POOL
+from arv.testing.postgres import DatabaseObserver, ThrowawayCluster, current_database_url, hold_lock_on_companies
 from arv.testing.servers import UvicornProcess
 
 pytestmark = [
@@ -29,18 +29,7 @@ pytestmark = [
     pytest.mark.skipif(connection.vendor != "postgresql", reason="measures PostgreSQL sessions"),
 ]
 
-POOL = {"DB_POOL_SIZE": "4", "DB_MAX_OVERFLOW": "2"}
 BOUND = 6
-
-
-def _test_database_url() -> str:
-    s = connection.settings_dict
-    return f"postgres://{s['USER']}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
-
-
-def _conninfo() -> str:
-    s = connection.settings_dict
-    return f"host={s['HOST'] or '127.0.0.1'} port={s['PORT'] or 5432} user={s['USER']} dbname={s['NAME']}"
 
 
 @pytest.fixture
@@ -51,38 +40,6 @@ def token(django_user_model) -> str:
 @pytest.fixture
 def company(make_company):
     return make_company("Measured Co")
-
-
-@pytest.fixture
-def observer() -> Iterator[DatabaseObserver]:
-    with connection.cursor() as cursor:  # this test process's own connection is not the server's
-        cursor.execute("SELECT pg_backend_pid()")
-        (own_pid,) = cursor.fetchone()
-    watcher = DatabaseObserver(_conninfo(), connection.settings_dict["NAME"], ignore_pids=(own_pid,))
-    yield watcher
-    watcher.close()
-
-
-@pytest.fixture
-def start_server(tmp_path, collected_static) -> Iterator[Callable[..., UvicornProcess]]:
-    servers: list[UvicornProcess] = []
-
-    def start(database_url: str | None = None, **env: str) -> UvicornProcess:
-        server = UvicornProcess(
-            {
-                "DATABASE_URL": database_url or _test_database_url(),
-                "ARV_STATIC_ROOT": str(collected_static),
-                **POOL,
-                **env,
-            },
-            log_path=tmp_path / f"uvicorn-{len(servers)}.log",
-        )
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
 def _hammer(url: str, token: str, path: str, clients: int, requests_each: int) -> list[int]:
@@ -115,13 +72,6 @@ class PeakBackends:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
-
-
-def _hold_lock_on_companies() -> psycopg.Connection:
-    """A transaction that blocks every query on companies until it is closed."""
-    blocker = psycopg.connect(_conninfo(), application_name="arv-test-blocker")
-    blocker.execute("LOCK TABLE companies_company IN ACCESS EXCLUSIVE MODE")
-    return blocker
 
 
 def test_connections_are_reused_across_requests(start_server, token, company, observer):
@@ -169,7 +119,7 @@ def test_dead_connections_are_replaced_before_a_request_sees_them(start_server, 
 def test_waiting_longer_than_the_pool_timeout_is_a_503(start_server, token, company):
     server = start_server(DB_POOL_SIZE="1", DB_MAX_OVERFLOW="0", DB_POOL_TIMEOUT="1")
     headers = {"Authorization": f"Bearer {token}"}
-    blocker = _hold_lock_on_companies()
+    blocker = hold_lock_on_companies()
     try:
         with ThreadPoolExecutor(1) as pool:
             stuck = pool.submit(httpx.get, f"{server.url}/api/companies/{company.id}", headers=headers, timeout=30)
@@ -191,7 +141,7 @@ def test_sigterm_finishes_in_flight_requests_and_closes_every_connection(start_s
     server = start_server()
     headers = {"Authorization": f"Bearer {token}"}
     assert set(_hammer(server.url, token, f"/api/companies/{company.id}", clients=4, requests_each=5)) == {200}
-    blocker = _hold_lock_on_companies()
+    blocker = hold_lock_on_companies()
     try:
         with ThreadPoolExecutor(1) as pool:
             in_flight = pool.submit(httpx.get, f"{server.url}/api/companies/{company.id}", headers=headers, timeout=30)
@@ -313,7 +263,7 @@ def test_database_outage_is_503_quickly_and_recovers_without_restart(cluster, st
 
 def test_the_bound_holds_per_worker_process(tmp_path, collected_static, token, company, observer):
     server = UvicornProcess(
-        {"DATABASE_URL": _test_database_url(), "ARV_STATIC_ROOT": str(collected_static), **POOL},
+        {"DATABASE_URL": current_database_url(), "ARV_STATIC_ROOT": str(collected_static), **SERVER_POOL},
         workers=2,
         log_path=tmp_path / "uvicorn.log",
     )
