@@ -9,16 +9,18 @@ import orjson
 from django.core.exceptions import PermissionDenied
 from django.db import DatabaseError, DataError, IntegrityError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from ninja import NinjaAPI
+from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError
 from ninja.parser import Parser
 from ninja.renderers import BaseRenderer
+from ninja.responses import NinjaJSONEncoder
 
 from arv.auth.callers import BearerToken, api_auth
 from arv.db.errors import RETRY_AFTER_SECONDS, UNAVAILABLE_ERRORS, database_error_response, describe_database_error
 from arv.db.transaction import run_db
 from arv.db.workers import get_pool
 from arv.web.errors import Conflict, InvalidInput
+from arv.web.schemas import answers
 from companies.api import router as companies_router
 from storage.api import connections_router, folders_router
 
@@ -44,7 +46,11 @@ class OrjsonRenderer(BaseRenderer):
     media_type = "application/json"
 
     def render(self, request: HttpRequest, data: Any, *, response_status: int) -> bytes:
-        return orjson.dumps(data)
+        try:
+            return orjson.dumps(data)
+        except TypeError:
+            # Integers beyond 64 bits: jsonb hands back a stored 1e300 as a 301-digit integer.
+            return json.dumps(data, cls=NinjaJSONEncoder).encode()
 
 
 api = NinjaAPI(
@@ -105,12 +111,18 @@ for unavailable in UNAVAILABLE_ERRORS:
     api.add_exception_handler(unavailable, lambda request, exc: database_error_response(exc))
 
 
+class HealthOut(Schema):
+    status: str
+    database: str
+    pool: dict[str, Any] | None = None
+
+
 def _ping() -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
 
 
-@api.get("/health", auth=None, tags=["health"])
+@api.get("/health", auth=None, tags=["health"], response=answers(HealthOut), exclude_none=True)
 async def health(request: HttpRequest, verbose: bool = False):
     """200 when a query round-trips, else 503. Staff (bearer token) may ask for verbose=1."""
     try:

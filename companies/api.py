@@ -6,7 +6,7 @@ from django.http import HttpRequest, HttpResponse
 from ninja import Path, Query, Router
 
 from arv.db.transaction import run_db
-from arv.web.schemas import ObjectId
+from arv.web.schemas import ObjectId, answers
 from companies import selectors, services
 from companies.schemas import (
     CompanyCreate,
@@ -22,34 +22,34 @@ router = Router(tags=["companies"])
 CompanyId = Path[ObjectId]
 
 
-@router.get("", response=CompanyPageOut)
+@router.get("", response=answers(CompanyPageOut))
 async def company_list(request: HttpRequest, filters: Query[CompanyListQuery]):
     return await run_db(selectors.company_list, user=request.auth, **filters.dict())
 
 
-@router.post("", response={201: CompanyOut})
+@router.post("", response=answers({201: CompanyOut}))
 async def company_create(request: HttpRequest, body: CompanyCreate):
     return 201, await run_db(services.company_create, user=request.auth, **body.dict(exclude_unset=True))
 
 
-@router.get("/{company_id}", response=CompanyOut)
+@router.get("/{company_id}", response=answers(CompanyOut))
 async def company_detail(request: HttpRequest, company_id: CompanyId):
     return await run_db(selectors.company_get, user=request.auth, company_id=company_id)
 
 
-@router.patch("/{company_id}", response=CompanyOut)
+@router.patch("/{company_id}", response=answers(CompanyOut))
 async def company_update(request: HttpRequest, company_id: CompanyId, body: CompanyUpdate):
     return await run_db(
         services.company_update, user=request.auth, company_id=company_id, **body.dict(exclude_unset=True)
     )
 
 
-@router.delete("/{company_id}", response={204: None})
+@router.delete("/{company_id}", response=answers({204: None}))
 async def company_delete(request: HttpRequest, company_id: CompanyId):
     await run_db(services.company_delete, user=request.auth, company_id=company_id)
     return HttpResponse(status=204)
 
 
-@router.put("/{company_id}/storage", response=CompanyOut)
+@router.put("/{company_id}/storage", response=answers(CompanyOut))
 async def company_set_storage(request: HttpRequest, company_id: CompanyId, body: CompanyStorageIn):
     return await run_db(services.company_set_storage, user=request.auth, company_id=company_id, **body.dict())

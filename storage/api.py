@@ -6,7 +6,7 @@ from django.http import HttpRequest, HttpResponse
 from ninja import Path, Query, Router
 
 from arv.db.transaction import run_db
-from arv.web.schemas import ObjectId
+from arv.web.schemas import ObjectId, answers
 from storage import selectors, services
 from storage.schemas import (
     ConnectionCreate,
@@ -26,48 +26,48 @@ ConnectionId = Path[ObjectId]
 CompanyId = Path[ObjectId]
 
 
-@connections_router.get("/connections", response=list[ConnectionOut])
+@connections_router.get("/connections", response=answers(list[ConnectionOut]))
 async def connection_list(request: HttpRequest, filters: Query[ConnectionListQuery]):
     return await run_db(selectors.connection_list, user=request.auth, is_active=filters.is_active)
 
 
-@connections_router.post("/connections", response={201: ConnectionOut})
+@connections_router.post("/connections", response=answers({201: ConnectionOut}))
 async def connection_create(request: HttpRequest, body: ConnectionCreate):
     return 201, await run_db(services.connection_create, user=request.auth, **body.dict(exclude_unset=True))
 
 
-@connections_router.get("/connections/{connection_id}", response=ConnectionOut)
+@connections_router.get("/connections/{connection_id}", response=answers(ConnectionOut))
 async def connection_detail(request: HttpRequest, connection_id: ConnectionId):
     return await run_db(selectors.connection_get, user=request.auth, connection_id=connection_id)
 
 
-@connections_router.patch("/connections/{connection_id}", response=ConnectionOut)
+@connections_router.patch("/connections/{connection_id}", response=answers(ConnectionOut))
 async def connection_update(request: HttpRequest, connection_id: ConnectionId, body: ConnectionUpdate):
     fields = body.dict(exclude_unset=True)
     return await run_db(services.connection_update, user=request.auth, connection_id=connection_id, **fields)
 
 
-@connections_router.delete("/connections/{connection_id}", response={204: None})
+@connections_router.delete("/connections/{connection_id}", response=answers({204: None}))
 async def connection_delete(request: HttpRequest, connection_id: ConnectionId):
     await run_db(services.connection_delete, user=request.auth, connection_id=connection_id)
     return HttpResponse(status=204)
 
 
-@connections_router.post("/connections/{connection_id}/test", response=ConnectionTestOut)
+@connections_router.post("/connections/{connection_id}/test", response=answers(ConnectionTestOut))
 async def connection_test(request: HttpRequest, connection_id: ConnectionId):
     return await run_db(services.connection_test, user=request.auth, connection_id=connection_id)
 
 
-@connections_router.get("/connections/{connection_id}/stats", response=ConnectionStatsOut)
+@connections_router.get("/connections/{connection_id}/stats", response=answers(ConnectionStatsOut))
 async def connection_stats(request: HttpRequest, connection_id: ConnectionId):
     return await run_db(selectors.connection_stats, user=request.auth, connection_id=connection_id)
 
 
-@folders_router.get("/{company_id}/folders", response=list[FolderOut])
+@folders_router.get("/{company_id}/folders", response=answers(list[FolderOut]))
 async def folder_list(request: HttpRequest, company_id: CompanyId):
     return await run_db(selectors.folder_list, user=request.auth, company_id=company_id)
 
 
-@folders_router.post("/{company_id}/folders", response={201: FolderOut})
+@folders_router.post("/{company_id}/folders", response=answers({201: FolderOut}))
 async def folder_create(request: HttpRequest, company_id: CompanyId, body: FolderCreate):
     return 201, await run_db(services.folder_create, user=request.auth, company_id=company_id, **body.dict())

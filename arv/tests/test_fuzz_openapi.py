@@ -10,9 +10,11 @@ run sends the same requests:
   schemathesis's coverage cases (boundaries, every enum value, each kind of invalid value)
   plus MAX_EXAMPLES generated cases per operation.
 
-Not yet asserted (known gaps, see the closing note of issue 5): pydantic's lax mode accepts
-e.g. 0 for a boolean (schemathesis's negative_data_rejection), and the schema does not yet
-declare the 4xx/503 answers (status_code_conformance).
+- test_fuzzed_answers_use_documented_status_codes: every status code answered is declared
+  in the schema (so clients generated from it know the error answers).
+
+Not asserted (a known gap): pydantic's lax mode accepts e.g. 0 for a boolean, which
+schemathesis's negative_data_rejection counts as a failure.
 
 The number of requests sent is printed at the end of the module.
 """
@@ -32,12 +34,14 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
+    status_code_conformance,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 SEED = 20240501
 MAX_EXAMPLES = 25  # generated cases per operation in the main test
+QUICK_EXAMPLES = 10  # in the status-code test
 
 
 def fuzz_settings(max_examples: int) -> hypothesis.settings:
@@ -74,6 +78,7 @@ def load_schema(*, coverage: bool):
 
 
 schema = load_schema(coverage=True)
+quick_schema = load_schema(coverage=False)
 
 # Requests sent, per test, reported when the module is done.
 SENT: Counter[str] = Counter()
@@ -132,3 +137,9 @@ def test_the_fuzzed_schema_is_the_one_served(live_url):
 def test_fuzzed_requests_get_no_server_error_and_answers_match_the_schema(case, live_url, fuzz_world):
     checks = [not_a_server_error, response_schema_conformance, content_type_conformance]
     send(case, live_url, fuzz_world, "no server error", checks)
+
+
+@quick_schema.parametrize()
+@fuzz_settings(QUICK_EXAMPLES)
+def test_fuzzed_answers_use_documented_status_codes(case, live_url, fuzz_world):
+    send(case, live_url, fuzz_world, "status codes documented", [not_a_server_error, status_code_conformance])

@@ -20,7 +20,8 @@ MAX_JSON_DEPTH = 32
 
 def postgres_storable(value: Any, _depth: int = 0) -> Any:
     """Reject what PostgreSQL cannot store in text or jsonb (NUL, lone surrogates, NaN/Infinity)
-    and JSON nested deeper than MAX_JSON_DEPTH."""
+    and what the API could not render back (integers beyond 64 bits, nesting deeper than
+    MAX_JSON_DEPTH)."""
     if isinstance(value, str):
         if "\x00" in value:
             raise ValueError("must not contain NUL (\\u0000) characters")
@@ -31,6 +32,8 @@ def postgres_storable(value: Any, _depth: int = 0) -> Any:
     elif isinstance(value, float):
         if not math.isfinite(value):
             raise ValueError("numbers must be finite")
+    elif isinstance(value, int) and not -MAX_BIGINT - 1 <= value <= MAX_BIGINT:
+        raise ValueError("integers must fit in 64 bits")  # what JSON renderers (orjson) can write back
     elif isinstance(value, dict | list):
         if _depth >= MAX_JSON_DEPTH:
             raise ValueError(f"must not be nested more than {MAX_JSON_DEPTH} levels deep")
@@ -59,3 +62,25 @@ class InputSchema(Schema):
     """Request bodies: unknown fields are a 422, not silently dropped."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class ValidationErrorItem(Schema):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ErrorOut(Schema):
+    """Every error answer (API.md): a message, or for 422 the list of what failed."""
+
+    detail: str | list[ValidationErrorItem]
+
+
+# The error answers any operation may give (documented in OpenAPI for generated clients).
+ERROR_STATUSES = (400, 401, 403, 404, 409, 413, 415, 422, 503)
+
+
+def answers(success: Any) -> dict[int, Any]:
+    """An operation's `response=`: its success schema ({status: schema}, or a schema for 200) and the errors."""
+    responses = dict(success) if isinstance(success, dict) else {200: success}
+    return {**responses, **dict.fromkeys(ERROR_STATUSES, ErrorOut)}

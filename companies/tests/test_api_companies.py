@@ -203,3 +203,18 @@ def test_put_storage_with_an_inactive_or_missing_connection_is_422(staff, make_c
         assert response.status_code == 422
     company.refresh_from_db()
     assert company.storage_connection_id is None
+
+
+def test_huge_numbers_in_metadata_are_stored_and_read_back(staff):
+    """jsonb keeps 1e300 as an exact number and hands it back as a 301-digit integer."""
+    response = staff.post("/api/companies", json={"name": "Big Numbers", "metadata": {"big": 1e300}})
+    assert response.status_code == 201
+    again = staff.get(f"/api/companies/{response.json()['id']}")
+    assert again.status_code == 200
+    assert float(again.json()["metadata"]["big"]) == 1e300
+
+
+def test_integers_beyond_64_bits_in_metadata_are_422(staff):
+    response = staff.post("/api/companies", json={"name": "Too Big", "metadata": {"n": 2**64}})
+    assert response.status_code == 422
+    assert not Company.objects.filter(name="Too Big").exists()
