@@ -11,6 +11,7 @@ pool_pre_ping, pool_recycle and echo. Here they become Django settings:
     DB_CONNECT_TIMEOUT              -> libpq connect_timeout
     DB_STATEMENT_TIMEOUT            -> PostgreSQL statement_timeout
     DB_ECHO                         -> log every SQL statement (arv.db.echo)
+    DB_PGBOUNCER                    -> settings for PgBouncer's transaction pooling
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class PoolSettings:
     health_checks: bool
     statement_timeout_ms: int
     echo: bool
+    pgbouncer: bool = False
 
     @property
     def max_connections(self) -> int:
@@ -84,6 +86,7 @@ def pool_settings_from_env() -> PoolSettings:
         health_checks=env_bool("DB_HEALTH_CHECKS", True),
         statement_timeout_ms=env_number("DB_STATEMENT_TIMEOUT", 0),
         echo=env_bool("DB_ECHO", False),
+        pgbouncer=env_bool("DB_PGBOUNCER", False),
     )
 
 
@@ -102,7 +105,18 @@ def database_from_env(default_sqlite_path: Path, pool: PoolSettings) -> dict[str
         options.setdefault("connect_timeout", pool.connect_timeout)
         options.setdefault("application_name", "arv")
         if pool.statement_timeout_ms:
+            if pool.pgbouncer:
+                raise ConfigurationError(
+                    "DB_STATEMENT_TIMEOUT cannot pass PgBouncer (transaction pooling drops startup options): "
+                    "set it on the database role instead (ALTER ROLE ... SET statement_timeout = ...)"
+                )
             options.setdefault("options", f"-c statement_timeout={pool.statement_timeout_ms}")
+        if pool.pgbouncer:
+            # Transaction pooling: a server connection serves another client after each
+            # transaction, so nothing may outlive one: no server-side cursors, no
+            # prepared statements.
+            database["DISABLE_SERVER_SIDE_CURSORS"] = True
+            options.setdefault("prepare_threshold", None)
         # Django creates the test database beside the real one; keep its name predictable.
         database["TEST"] = {"NAME": f"test_{database['NAME']}"}
     elif engine == "django.db.backends.sqlite3":

@@ -4,6 +4,8 @@ import subprocess
 import sys
 
 import pytest
+from django.conf import settings
+from django.db import connection
 
 from arv.db.config import ConfigurationError, database_from_env, pool_settings_from_env
 from arv.testing.servers import PROJECT_DIR
@@ -91,3 +93,31 @@ def test_an_unsupported_database_url_is_refused(monkeypatch, tmp_path):
     monkeypatch.setenv("DATABASE_URL", "mysql://root@localhost/arv")
     with pytest.raises(ConfigurationError):
         database_from_env(tmp_path / "x", pool_settings_from_env())
+
+
+def test_pgbouncer_mode_avoids_what_transaction_pooling_breaks(monkeypatch, tmp_path):
+    monkeypatch.setenv("DATABASE_URL", "postgres://postgres@127.0.0.1:6432/arv")
+    monkeypatch.setenv("DB_PGBOUNCER", "true")
+    monkeypatch.delenv("DB_STATEMENT_TIMEOUT", raising=False)
+    db = database_from_env(tmp_path / "x", pool_settings_from_env())
+    assert db["DISABLE_SERVER_SIDE_CURSORS"] is True
+    assert db["OPTIONS"]["prepare_threshold"] is None
+
+
+def test_pgbouncer_mode_refuses_a_statement_timeout_it_would_drop(monkeypatch, tmp_path):
+    monkeypatch.setenv("DATABASE_URL", "postgres://postgres@127.0.0.1:6432/arv")
+    monkeypatch.setenv("DB_PGBOUNCER", "true")
+    monkeypatch.setenv("DB_STATEMENT_TIMEOUT", "500")
+    with pytest.raises(ConfigurationError, match="ALTER ROLE"):
+        database_from_env(tmp_path / "x", pool_settings_from_env())
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(
+    not settings.DATABASE_POOL.pgbouncer, reason="runs in the PgBouncer pass (python -m arv.testing.pgbouncer)"
+)
+def test_the_pgbouncer_pass_really_goes_through_pgbouncer():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT inet_server_port()")
+        (server_port,) = cursor.fetchone()
+    assert int(connection.settings_dict["PORT"]) != server_port  # connected to pgbouncer, served by PostgreSQL
