@@ -261,6 +261,48 @@ def test_database_outage_is_503_quickly_and_recovers_without_restart(cluster, st
     assert client.get("/api/health").json() == {"status": "ok", "database": "ok"}
 
 
+def test_a_database_restart_under_load_costs_quick_503s_and_nothing_after(cluster, start_server):
+    url = cluster.url("arv_restart")
+    cluster.create_database("arv_restart")
+    _manage(url, "migrate", "--noinput")
+    restart_token = _manage(url, "create_api_token", "ops", "--staff").strip().splitlines()[-1]
+    server = start_server(database_url=url, DB_CONNECT_TIMEOUT="2")
+    phase = {"name": "before"}
+    answers: list[tuple[str, int, float]] = []  # (phase, status, seconds)
+    stop = threading.Event()
+
+    def client_loop() -> None:
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {restart_token}"}, timeout=30) as c:
+            while not stop.is_set():
+                current, started = phase["name"], time.monotonic()
+                status = c.get("/api/companies").status_code
+                if phase["name"] != current:  # in flight while the database went away
+                    current = "outage"
+                answers.append((current, status, time.monotonic() - started))
+
+    clients = [threading.Thread(target=client_loop) for _ in range(8)]
+    for thread in clients:
+        thread.start()
+    try:
+        time.sleep(1)
+        phase["name"] = "outage"
+        cluster.stop()
+        time.sleep(2)
+        cluster.start()
+        time.sleep(0.5)  # requests sent while it was starting may still see the outage
+        phase["name"] = "after"
+        time.sleep(2)
+    finally:
+        stop.set()
+        for thread in clients:
+            thread.join(30)
+    by_phase = {name: [status for p, status, _ in answers if p == name] for name in ("before", "outage", "after")}
+    assert by_phase["before"] and set(by_phase["before"]) == {200}
+    assert 503 in by_phase["outage"] and set(by_phase["outage"]) <= {200, 503}
+    assert all(seconds < 2 + 1 for p, _, seconds in answers if p == "outage")
+    assert len(by_phase["after"]) > 10 and set(by_phase["after"]) == {200}
+
+
 def test_the_bound_holds_per_worker_process(tmp_path, collected_static, token, company, observer):
     server = UvicornProcess(
         {"DATABASE_URL": current_database_url(), "ARV_STATIC_ROOT": str(collected_static), **SERVER_POOL},
