@@ -261,46 +261,72 @@ def test_database_outage_is_503_quickly_and_recovers_without_restart(cluster, st
     assert client.get("/api/health").json() == {"status": "ok", "database": "ok"}
 
 
+class BackgroundLoad:
+    """8 clients sending GETs until stopped; each answer is filed under the phase it started in
+    (or "fault" if the phase changed while it was in flight)."""
+
+    def __init__(self, url: str, token: str, path: str, clients: int = 8) -> None:
+        self.phase = "before"
+        self.answers: list[tuple[str, int, float]] = []  # (phase, status, seconds)
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._client, args=(url, token, path), daemon=True) for _ in range(clients)
+        ]
+
+    def _client(self, url: str, token: str, path: str) -> None:
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
+            while not self._stop.is_set():
+                phase, started = self.phase, time.monotonic()
+                status = client.get(path).status_code
+                self.answers.append((phase if self.phase == phase else "fault", status, time.monotonic() - started))
+
+    def __enter__(self) -> BackgroundLoad:
+        for thread in self._threads:
+            thread.start()
+        time.sleep(1)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(30)
+
+    def statuses(self, phase: str) -> list[int]:
+        return [status for p, status, _ in self.answers if p == phase]
+
+
 def test_a_database_restart_under_load_costs_quick_503s_and_nothing_after(cluster, start_server):
     url = cluster.url("arv_restart")
     cluster.create_database("arv_restart")
     _manage(url, "migrate", "--noinput")
     restart_token = _manage(url, "create_api_token", "ops", "--staff").strip().splitlines()[-1]
     server = start_server(database_url=url, DB_CONNECT_TIMEOUT="2")
-    phase = {"name": "before"}
-    answers: list[tuple[str, int, float]] = []  # (phase, status, seconds)
-    stop = threading.Event()
-
-    def client_loop() -> None:
-        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {restart_token}"}, timeout=30) as c:
-            while not stop.is_set():
-                current, started = phase["name"], time.monotonic()
-                status = c.get("/api/companies").status_code
-                if phase["name"] != current:  # in flight while the database went away
-                    current = "outage"
-                answers.append((current, status, time.monotonic() - started))
-
-    clients = [threading.Thread(target=client_loop) for _ in range(8)]
-    for thread in clients:
-        thread.start()
-    try:
-        time.sleep(1)
-        phase["name"] = "outage"
+    with BackgroundLoad(server.url, restart_token, "/api/companies") as load:
+        load.phase = "fault"
         cluster.stop()
         time.sleep(2)
         cluster.start()
         time.sleep(0.5)  # requests sent while it was starting may still see the outage
-        phase["name"] = "after"
+        load.phase = "after"
         time.sleep(2)
-    finally:
-        stop.set()
-        for thread in clients:
-            thread.join(30)
-    by_phase = {name: [status for p, status, _ in answers if p == name] for name in ("before", "outage", "after")}
-    assert by_phase["before"] and set(by_phase["before"]) == {200}
-    assert 503 in by_phase["outage"] and set(by_phase["outage"]) <= {200, 503}
-    assert all(seconds < 2 + 1 for p, _, seconds in answers if p == "outage")
-    assert len(by_phase["after"]) > 10 and set(by_phase["after"]) == {200}
+    assert load.statuses("before") and set(load.statuses("before")) == {200}
+    assert 503 in load.statuses("fault") and set(load.statuses("fault")) <= {200, 503}
+    assert all(seconds < 2 + 1 for phase, _, seconds in load.answers if phase == "fault")
+    assert len(load.statuses("after")) > 10 and set(load.statuses("after")) == {200}
+
+
+def test_connections_killed_under_load_fail_only_requests_in_flight(start_server, token, company, observer):
+    server = start_server()
+    with BackgroundLoad(server.url, token, f"/api/companies/{company.id}") as load:
+        load.phase = "fault"
+        assert observer.terminate_all() > 0
+        time.sleep(0.3)
+        load.phase = "after"
+        time.sleep(2)
+    assert set(load.statuses("before")) == {200}
+    # A query cut off mid-flight is answered 503 (Retry-After); nothing else may fail.
+    assert set(load.statuses("fault")) <= {200, 503}
+    assert len(load.statuses("after")) > 10 and set(load.statuses("after")) == {200}
 
 
 def test_the_bound_holds_per_worker_process(tmp_path, collected_static, token, company, observer):
