@@ -235,12 +235,18 @@ def _manage(database_url: str, *args: str) -> str:
     return result.stdout
 
 
-def test_database_outage_is_503_quickly_and_recovers_without_restart(cluster, start_server):
+@pytest.fixture
+def server_on_cluster(cluster, start_server) -> tuple[UvicornProcess, str]:
+    """ARV on a migrated database of the throwaway cluster, with a staff token (DB_CONNECT_TIMEOUT=2)."""
     url = cluster.url("arv_outage")
     cluster.create_database("arv_outage")
     _manage(url, "migrate", "--noinput")
-    outage_token = _manage(url, "create_api_token", "ops", "--staff").strip().splitlines()[-1]
-    server = start_server(database_url=url, DB_CONNECT_TIMEOUT="2")
+    token = _manage(url, "create_api_token", "ops", "--staff").strip().splitlines()[-1]
+    return start_server(database_url=url, DB_CONNECT_TIMEOUT="2"), token
+
+
+def test_database_outage_is_503_quickly_and_recovers_without_restart(cluster, server_on_cluster):
+    server, outage_token = server_on_cluster
     client = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {outage_token}"}, timeout=30)
     assert client.get("/api/companies").status_code == 200
 
@@ -295,12 +301,8 @@ class BackgroundLoad:
         return [status for p, status, _ in self.answers if p == phase]
 
 
-def test_a_database_restart_under_load_costs_quick_503s_and_nothing_after(cluster, start_server):
-    url = cluster.url("arv_restart")
-    cluster.create_database("arv_restart")
-    _manage(url, "migrate", "--noinput")
-    restart_token = _manage(url, "create_api_token", "ops", "--staff").strip().splitlines()[-1]
-    server = start_server(database_url=url, DB_CONNECT_TIMEOUT="2")
+def test_a_database_restart_under_load_costs_quick_503s_and_nothing_after(cluster, server_on_cluster):
+    server, restart_token = server_on_cluster
     with BackgroundLoad(server.url, restart_token, "/api/companies") as load:
         load.phase = "fault"
         cluster.stop()
