@@ -33,7 +33,7 @@ from django.db import DatabaseError, connections, transaction
 from django.http import HttpRequest, HttpResponse
 
 from arv.db.errors import database_error_response
-from arv.db.workers import DatabaseWorker, DatabaseWorkerPool, _worker_state, get_pool
+from arv.db.workers import DatabaseWorker, DatabaseWorkerPool, get_pool, worker_state
 
 T = TypeVar("T")
 
@@ -90,13 +90,13 @@ def _begin_then(fn: Callable[..., T], args: tuple[Any, ...]) -> T:
         conn.close_if_unusable_or_obsolete()  # CONN_MAX_AGE, broken connections
     atomic = transaction.atomic(durable=True)
     atomic.__enter__()  # with CONN_HEALTH_CHECKS, pings a reused connection first
-    _worker_state.atomic = atomic
+    worker_state.atomic = atomic
     return fn(*args)
 
 
 def _end(commit: bool) -> None:
-    atomic = getattr(_worker_state, "atomic", None)
-    _worker_state.atomic = None
+    atomic = getattr(worker_state, "atomic", None)
+    worker_state.atomic = None
     try:
         if atomic is not None:
             if commit:

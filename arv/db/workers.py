@@ -46,7 +46,8 @@ T = TypeVar("T")
 OVERFLOW_IDLE_SECONDS = 30.0
 
 _STOP = object()
-_worker_state = threading.local()
+# Per-thread state of a database worker: the worker itself, and the open unit of work (arv.db.transaction).
+worker_state = threading.local()
 
 
 class PoolTimeout(Exception):
@@ -59,7 +60,7 @@ class PoolClosed(Exception):
 
 def in_database_worker() -> bool:
     """True on a database worker thread (whose connections the pool manages)."""
-    return getattr(_worker_state, "worker", None) is not None
+    return getattr(worker_state, "worker", None) is not None
 
 
 def close_thread_connections() -> None:
@@ -91,7 +92,7 @@ class DatabaseWorker:
         self.jobs.put(_STOP)
 
     def _serve(self) -> None:
-        _worker_state.worker = self
+        worker_state.worker = self
         try:
             while True:
                 job = self.jobs.get()
