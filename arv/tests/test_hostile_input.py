@@ -16,6 +16,8 @@ Decisions this file pins down where API.md leaves them open:
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlencode
 
 import httpx
@@ -63,6 +65,14 @@ def snapshot() -> dict[str, list[dict]]:
         model.__name__: list(model.objects.order_by("pk").values())
         for model in (Company, StorageConnection, StorageFolder)
     }
+
+
+@contextmanager
+def database_unchanged() -> Iterator[None]:
+    """The block must leave every row of the three tables as it found it."""
+    before = snapshot()
+    yield
+    assert snapshot() == before
 
 
 def fill(template, world: dict[str, int]):
@@ -149,9 +159,8 @@ def deep_json(depth: int) -> str:
     ],
 )
 def test_nul_characters_in_a_body_are_422_and_write_nothing(staff, world, endpoint, changes):
-    before = snapshot()
-    assert_json_error(send_write(staff, world, endpoint, changes), 422)
-    assert snapshot() == before
+    with database_unchanged():
+        assert_json_error(send_write(staff, world, endpoint, changes), 422)
 
 
 @pytest.mark.parametrize(
@@ -238,9 +247,8 @@ def test_a_body_that_is_not_a_utf8_json_object_is_400_and_writes_nothing(staff, 
     ],
 )
 def test_a_lone_surrogate_is_422_and_writes_nothing(staff, world, endpoint, changes):
-    before = snapshot()
-    assert_json_error(send_write(staff, world, endpoint, changes), 422)
-    assert snapshot() == before
+    with database_unchanged():
+        assert_json_error(send_write(staff, world, endpoint, changes), 422)
 
 
 # --- numbers the columns cannot hold, in bodies and paths -> 422 --------------------------------
@@ -267,9 +275,8 @@ def test_a_lone_surrogate_is_422_and_writes_nothing(staff, world, endpoint, chan
     ],
 )
 def test_numbers_out_of_range_in_a_body_are_422_and_write_nothing(staff, world, endpoint, changes):
-    before = snapshot()
-    assert_json_error(send_write(staff, world, endpoint, changes), 422)
-    assert snapshot() == before
+    with database_unchanged():
+        assert_json_error(send_write(staff, world, endpoint, changes), 422)
 
 
 @pytest.mark.parametrize(
@@ -311,9 +318,8 @@ def test_ids_out_of_range_or_not_integers_in_a_path_are_422(staff, world, method
     body = {"PATCH": {"notes": "x"}, "PUT": {"storage_connection_id": world["connection"]}}.get(method)
     if template.endswith("/folders") and method == "POST":
         body = {"name": "Bad Id", "path": "/bad-id"}
-    before = snapshot()
-    assert_json_error(staff.request(method, template.format(id=bad_id), json=body), 422)
-    assert snapshot() == before
+    with database_unchanged():
+        assert_json_error(staff.request(method, template.format(id=bad_id), json=body), 422)
 
 
 @pytest.mark.parametrize(
@@ -427,9 +433,8 @@ def test_a_body_that_is_not_declared_json_is_415_and_writes_nothing(staff, world
     method, path, _ = WRITES[endpoint]
     headers = {"Content-Type": content_type} if content_type else {}
     raw = encode_as(kind, valid_body(endpoint, world))
-    before = snapshot()
-    assert_json_error(staff.request(method, fill(path, world), content=raw, headers=headers), 415)
-    assert snapshot() == before
+    with database_unchanged():
+        assert_json_error(staff.request(method, fill(path, world), content=raw, headers=headers), 415)
 
 
 @pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8", "Application/JSON"])
@@ -507,9 +512,8 @@ def test_a_body_one_byte_over_the_limit_is_413_and_one_at_the_limit_is_read(staf
     ],
 )
 def test_unknown_or_read_only_fields_are_422_and_write_nothing(staff, world, endpoint, changes):
-    before = snapshot()
-    assert_json_error(send_write(staff, world, endpoint, changes), 422)
-    assert snapshot() == before
+    with database_unchanged():
+        assert_json_error(send_write(staff, world, endpoint, changes), 422)
 
 
 # --- deeply nested JSON -> 4xx, never 500 -------------------------------------------------------
@@ -587,15 +591,13 @@ def test_moderately_nested_metadata_is_stored_or_rejected_never_500(staff, depth
     ],
 )
 def test_invalid_writes_are_422_and_write_nothing(staff, world, endpoint, changes):
-    before = snapshot()
-    assert_json_error(send_write(staff, world, endpoint, changes), 422)
-    assert snapshot() == before
+    with database_unchanged():
+        assert_json_error(send_write(staff, world, endpoint, changes), 422)
 
 
 def test_set_storage_with_a_missing_body_field_is_422(staff, world):
-    before = snapshot()
-    assert_json_error(staff.put(f"/api/companies/{world['company']}/storage", json={"storage_path": "/p"}), 422)
-    assert snapshot() == before
+    with database_unchanged():
+        assert_json_error(staff.put(f"/api/companies/{world['company']}/storage", json={"storage_path": "/p"}), 422)
 
 
 # --- requests the router cannot place: JSON errors too ------------------------------------------
@@ -612,6 +614,5 @@ def test_set_storage_with_a_missing_body_field_is_422(staff, world):
     ],
 )
 def test_unroutable_requests_are_json_errors(staff, world, method, path, status):
-    before = snapshot()
-    assert_json_error(staff.request(method, path, json={}), status)
-    assert snapshot() == before
+    with database_unchanged():
+        assert_json_error(staff.request(method, path, json={}), status)
