@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import re
 
+from django.db.backends.signals import connection_created
+
 REDACTED = "<redacted>"
 
 # SQL string literals as psycopg writes them into a logged statement: E'...' (backslash
@@ -27,5 +29,14 @@ class RedactCredentials(logging.Filter):
         return True
 
 
-def install() -> None:
+def log_every_statement(sender, connection, **kwargs) -> None:
+    """connection_created receiver for DB_ECHO: Django logs SQL to "django.db.backends" only
+    on "debug cursors", which it uses when DEBUG is on; force them on for each new connection."""
+    connection.force_debug_cursor = True
+
+
+def install(*, echo: bool) -> None:
+    # Storage credentials never reach the SQL log (DB_ECHO, or DEBUG with SQL logging on).
     logging.getLogger("django.db.backends").addFilter(RedactCredentials())
+    if echo:
+        connection_created.connect(log_every_statement, dispatch_uid="arv.db.echo")
