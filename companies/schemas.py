@@ -6,13 +6,13 @@ from typing import Annotated, Any, Literal
 from ninja import Schema
 from pydantic import AfterValidator, EmailStr, Field
 
-from arv.web.schemas import MAX_INT, Count, InputSchema, JsonObject, ObjectId, postgres_storable, text
+from arv.web.schemas import MAX_INT, Count, InputSchema, JsonObject, ObjectId, OutputSchema, postgres_storable, text
 
 Tier = Literal["basic", "pro", "enterprise"]
 Email = Annotated[EmailStr, Field(max_length=255), AfterValidator(postgres_storable)]
 
 
-class CompanyOut(Schema):
+class CompanyOut(OutputSchema):
     id: int
     name: str
     slug: str
@@ -35,7 +35,7 @@ class CompanyOut(Schema):
     updated_at: datetime
 
 
-class CompanyPageOut(Schema):
+class CompanyPageOut(OutputSchema):
     items: list[CompanyOut]
     total: int
     page: int

@@ -6,13 +6,13 @@ from typing import Any, Literal
 from ninja import Schema
 from pydantic import model_validator
 
-from arv.web.schemas import InputSchema, JsonObject, text
+from arv.web.schemas import InputSchema, JsonObject, OutputSchema, text
 
 ProviderName = Literal["local_disk", "minio", "yandex_disk"]
 FolderTypeName = Literal["portraits", "videos", "markers", "custom"]
 
 
-class ConnectionOut(Schema):
+class ConnectionOut(OutputSchema):
     id: int
     name: str
     provider: ProviderName
@@ -53,21 +53,21 @@ class ConnectionListQuery(Schema):
     is_active: bool | None = None
 
 
-class ConnectionTestOut(Schema):
+class ConnectionTestOut(OutputSchema):
     status: Literal["success", "error"]
     message: str
     tested_at: datetime
     writable: bool
 
 
-class ConnectionStatsOut(Schema):
+class ConnectionStatsOut(OutputSchema):
     companies_count: int
     folders_count: int
     files_count: int
     total_size_bytes: int
 
 
-class FolderOut(Schema):
+class FolderOut(OutputSchema):
     id: int
     company_id: int
     name: str
