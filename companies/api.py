@@ -1,11 +1,12 @@
-"""/api/companies: thin async views; each runs its service on the request's database worker."""
+"""/api/companies: thin async views; each runs its service on the request's database worker
+(finish_db: shaped as the answer and committed in the same trip, arv.db.transaction)."""
 
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
-from ninja import Path, Query, Router
+from ninja import Path, Query, Router, Status
 
-from arv.db.transaction import run_db
+from arv.db.transaction import finish_db, run_db
 from arv.web.schemas import ObjectId, answers
 from companies import selectors, services
 from companies.schemas import (
@@ -24,23 +25,24 @@ CompanyId = Path[ObjectId]
 
 @router.get("", response=answers(CompanyPageOut))
 async def company_list(request: HttpRequest, filters: Query[CompanyListQuery]):
-    return await run_db(selectors.company_list, user=request.auth, **filters.dict())
+    return await finish_db(CompanyPageOut, selectors.company_list, user=request.auth, **filters.dict())
 
 
 @router.post("", response=answers({201: CompanyOut}))
 async def company_create(request: HttpRequest, body: CompanyCreate):
-    return 201, await run_db(services.company_create, user=request.auth, **body.dict(exclude_unset=True))
+    company = await finish_db(CompanyOut, services.company_create, user=request.auth, **body.dict(exclude_unset=True))
+    return Status(201, company)
 
 
 @router.get("/{company_id}", response=answers(CompanyOut))
 async def company_detail(request: HttpRequest, company_id: CompanyId):
-    return await run_db(selectors.company_get, user=request.auth, company_id=company_id)
+    return await finish_db(CompanyOut, selectors.company_get, user=request.auth, company_id=company_id)
 
 
 @router.patch("/{company_id}", response=answers(CompanyOut))
 async def company_update(request: HttpRequest, company_id: CompanyId, body: CompanyUpdate):
-    return await run_db(
-        services.company_update, user=request.auth, company_id=company_id, **body.dict(exclude_unset=True)
+    return await finish_db(
+        CompanyOut, services.company_update, user=request.auth, company_id=company_id, **body.dict(exclude_unset=True)
     )
 
 
@@ -52,4 +54,6 @@ async def company_delete(request: HttpRequest, company_id: CompanyId):
 
 @router.put("/{company_id}/storage", response=answers(CompanyOut))
 async def company_set_storage(request: HttpRequest, company_id: CompanyId, body: CompanyStorageIn):
-    return await run_db(services.company_set_storage, user=request.auth, company_id=company_id, **body.dict())
+    return await finish_db(
+        CompanyOut, services.company_set_storage, user=request.auth, company_id=company_id, **body.dict()
+    )

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
-from ninja import Path, Query, Router
+from ninja import Path, Query, Router, Status
 
-from arv.db.transaction import run_db
+from arv.db.transaction import finish_db, run_db
 from arv.web.schemas import ObjectId, answers
 from storage import selectors, services
 from storage.schemas import (
@@ -28,23 +28,30 @@ CompanyId = Path[ObjectId]
 
 @connections_router.get("/connections", response=answers(list[ConnectionOut]))
 async def connection_list(request: HttpRequest, filters: Query[ConnectionListQuery]):
-    return await run_db(selectors.connection_list, user=request.auth, is_active=filters.is_active)
+    return await finish_db(
+        list[ConnectionOut], selectors.connection_list, user=request.auth, is_active=filters.is_active
+    )
 
 
 @connections_router.post("/connections", response=answers({201: ConnectionOut}))
 async def connection_create(request: HttpRequest, body: ConnectionCreate):
-    return 201, await run_db(services.connection_create, user=request.auth, **body.dict(exclude_unset=True))
+    connection = await finish_db(
+        ConnectionOut, services.connection_create, user=request.auth, **body.dict(exclude_unset=True)
+    )
+    return Status(201, connection)
 
 
 @connections_router.get("/connections/{connection_id}", response=answers(ConnectionOut))
 async def connection_detail(request: HttpRequest, connection_id: ConnectionId):
-    return await run_db(selectors.connection_get, user=request.auth, connection_id=connection_id)
+    return await finish_db(ConnectionOut, selectors.connection_get, user=request.auth, connection_id=connection_id)
 
 
 @connections_router.patch("/connections/{connection_id}", response=answers(ConnectionOut))
 async def connection_update(request: HttpRequest, connection_id: ConnectionId, body: ConnectionUpdate):
     fields = body.dict(exclude_unset=True)
-    return await run_db(services.connection_update, user=request.auth, connection_id=connection_id, **fields)
+    return await finish_db(
+        ConnectionOut, services.connection_update, user=request.auth, connection_id=connection_id, **fields
+    )
 
 
 @connections_router.delete("/connections/{connection_id}", response=answers({204: None}))
@@ -55,19 +62,22 @@ async def connection_delete(request: HttpRequest, connection_id: ConnectionId):
 
 @connections_router.post("/connections/{connection_id}/test", response=answers(ConnectionTestOut))
 async def connection_test(request: HttpRequest, connection_id: ConnectionId):
-    return await run_db(services.connection_test, user=request.auth, connection_id=connection_id)
+    return await finish_db(ConnectionTestOut, services.connection_test, user=request.auth, connection_id=connection_id)
 
 
 @connections_router.get("/connections/{connection_id}/stats", response=answers(ConnectionStatsOut))
 async def connection_stats(request: HttpRequest, connection_id: ConnectionId):
-    return await run_db(selectors.connection_stats, user=request.auth, connection_id=connection_id)
+    return await finish_db(
+        ConnectionStatsOut, selectors.connection_stats, user=request.auth, connection_id=connection_id
+    )
 
 
 @folders_router.get("/{company_id}/folders", response=answers(list[FolderOut]))
 async def folder_list(request: HttpRequest, company_id: CompanyId):
-    return await run_db(selectors.folder_list, user=request.auth, company_id=company_id)
+    return await finish_db(list[FolderOut], selectors.folder_list, user=request.auth, company_id=company_id)
 
 
 @folders_router.post("/{company_id}/folders", response=answers({201: FolderOut}))
 async def folder_create(request: HttpRequest, company_id: CompanyId, body: FolderCreate):
-    return 201, await run_db(services.folder_create, user=request.auth, company_id=company_id, **body.dict())
+    folder = await finish_db(FolderOut, services.folder_create, user=request.auth, company_id=company_id, **body.dict())
+    return Status(201, folder)

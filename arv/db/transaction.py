@@ -10,9 +10,14 @@ here, around the whole request, and decided by the *outcome*:
             the first call leases a database worker (arv.db.workers) and begins
             `transaction.atomic(durable=True)` on its connection; later calls run
             on the same worker, inside the same transaction;
-        when the response is ready: commit if its status is below 400, else
-        roll back; release the worker. A failing commit turns the response
-        into the error it is (409, 503).
+        a view's last call may be `await finish_db(Schema, fn, ...)`: it also
+            shapes fn's result as the response schema and ends the transaction
+            in the same trip to the worker: commit if all of that succeeded,
+            roll back if anything raised. One thread hop fewer per request, and
+            nothing that could still fail is left after the commit;
+        otherwise, when the response is ready: commit if its status is below
+        400, else roll back; release the worker. A failing commit turns the
+        response into the error it is (409, 503).
 
 The same checks Django runs on request_started / request_finished run at the
 start and end of each unit of work on the worker's connection: close it if it
@@ -31,6 +36,7 @@ from typing import Any, TypeVar
 from asgiref.sync import markcoroutinefunction
 from django.db import DatabaseError, connections, transaction
 from django.http import HttpRequest, HttpResponse
+from pydantic import TypeAdapter
 
 from arv.db.errors import database_error_response
 from arv.db.workers import DatabaseWorker, DatabaseWorkerPool, get_pool, worker_state
@@ -50,48 +56,92 @@ class RequestTransaction:
     def __init__(self, pool: DatabaseWorkerPool) -> None:
         self.pool = pool
         self.worker: DatabaseWorker | None = None
+        self.finished = False
         self._leasing = asyncio.Lock()
 
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+    async def run(self, fn: Callable[[], T], *, last: bool = False) -> T:
+        """fn() on the leased worker, in the transaction; last=True also ends the transaction."""
+        if self.finished:
+            raise RuntimeError("this request's database work is already committed (finish_db ran)")
         if self.worker is None:
             async with self._leasing:
                 if self.worker is None:
-                    worker = await self.pool.acquire()
-                    self.worker = worker
-                    return await worker.call(_begin_then, fn, args)
-        return await self.worker.call(fn, *args)
+                    self.worker = await self.pool.acquire()
+                    return await self._trip(fn, begin=True, end=last)
+        return await self._trip(fn, begin=False, end=last)
 
     async def finish(self, *, commit: bool) -> None:
         """End the transaction (commit or roll back) and give the worker back."""
-        worker, self.worker = self.worker, None
-        if worker is None:
-            return
-        ended = worker.call(_end, commit)
-        # The worker's jobs run in order, so it can be handed on at once: the next
-        # request's work queues behind this one's commit or rollback.
-        self.pool.release(worker)
-        await ended
+        if self.worker is not None:
+            await self._trip(functools.partial(_end, commit), begin=False, end=False, release=True)
+
+    def _trip(self, fn: Callable[[], T], *, begin: bool, end: bool, release: bool = False) -> asyncio.Future[T]:
+        worker = self.worker
+        assert worker is not None
+        result = worker.call(_step, fn, begin, end)
+        if end or release:
+            # The worker's jobs run in order, so it can be handed on at once: the next
+            # request's work queues behind this one's commit or rollback.
+            self.worker, self.finished = None, True
+            self.pool.release(worker)
+        return result
 
 
 async def run_db(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     """Run fn on the current request's database worker, inside the request's transaction."""
+    return await _current_unit().run(_bind(fn, args, kwargs))
+
+
+async def finish_db(schema: Any, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """A view's last database work: fn's result shaped as `schema`, committed in the same hop.
+
+    The shaping (pydantic, from model attributes) runs before the commit, so an
+    answer that cannot be built rolls the work back. Return the result as the
+    view's answer: ninja does not validate a schema instance a second time.
+    """
+    shape = _adapter(schema).validate_python
+    bound = _bind(fn, args, kwargs)
+    return await _current_unit().run(lambda: shape(bound()), last=True)
+
+
+def _current_unit() -> RequestTransaction:
     current = _current.get()
     if current is None:
         raise RuntimeError("run_db() is for code running inside RequestTransactionMiddleware")
-    if kwargs:
-        fn = functools.partial(fn, *args, **kwargs)
-        args = ()
-    return await current.run(fn, *args)
+    return current
 
 
-def _begin_then(fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+def _bind(fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Callable[[], T]:
+    return functools.partial(fn, *args, **kwargs) if args or kwargs else fn
+
+
+@functools.cache
+def _adapter(schema: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(schema)
+
+
+def _step(fn: Callable[[], T], begin: bool, end: bool) -> T:
+    """One trip to the worker: begin the transaction if asked, run fn, end it if asked."""
+    if begin:
+        _begin()
+    try:
+        result = fn()
+    except BaseException:
+        if end:
+            _end(commit=False)
+        raise
+    if end:
+        _end(commit=True)
+    return result
+
+
+def _begin() -> None:
     for conn in connections.all(initialized_only=True):
         conn.queries_log.clear()
         conn.close_if_unusable_or_obsolete()  # CONN_MAX_AGE, broken connections
     atomic = transaction.atomic(durable=True)
     atomic.__enter__()  # with CONN_HEALTH_CHECKS, pings a reused connection first
     worker_state.atomic = atomic
-    return fn(*args)
 
 
 def _end(commit: bool) -> None:

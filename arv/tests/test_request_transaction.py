@@ -1,16 +1,25 @@
 """arv.db.transaction: one API request, one transaction, decided by the response."""
 
 import asyncio
+import json
 
 import pytest
 from django.db import connection as main_connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from pydantic import BaseModel, ConfigDict
 
-from arv.db.transaction import RequestTransactionMiddleware, run_db
-from arv.db.workers import in_database_worker
+from arv.db.transaction import RequestTransactionMiddleware, finish_db, run_db
+from arv.db.workers import close_pool, in_database_worker
 from companies.models import Company
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _workers_closed_afterwards():
+    """The workers' connections would otherwise keep the test database from being dropped."""
+    yield
+    close_pool()
 
 
 def _create(name: str) -> int:
@@ -62,8 +71,6 @@ def test_all_work_of_a_request_runs_on_one_worker_in_one_transaction():
         second = await run_db(facts)
         return JsonResponse({"first": first, "second": second})
 
-    import json
-
     body = json.loads(_serve(view).content)
     assert body["first"] == body["second"]
     assert body["first"][:2] == [True, True]
@@ -72,3 +79,75 @@ def test_all_work_of_a_request_runs_on_one_worker_in_one_transaction():
 def test_run_db_outside_a_request_is_refused():
     with pytest.raises(RuntimeError):
         asyncio.run(run_db(_create, "Nowhere"))
+
+
+class CompanyName(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    name: str
+
+
+class CompanyNumber(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    number: int  # a Company has no such attribute: shaping fails
+
+
+def _created(name: str) -> Company:
+    return Company.objects.create(name=name, slug=name.lower())
+
+
+def test_finish_db_shapes_the_answer_and_commits_before_the_view_returns():
+    seen_from_outside = []
+
+    def committed(name: str) -> bool:  # on another worker, in its own transaction
+        return Company.objects.filter(name=name).exists()
+
+    async def view(request):
+        answer = await finish_db(CompanyName, _created, "Finished")
+        # Committed already: a second request's unit of work sees the row.
+        other = RequestTransactionMiddleware(lambda r: _visible(r, committed, "Finished"))
+        seen_from_outside.append(json.loads((await other(HttpRequest())).content))
+        return JsonResponse({"type": type(answer).__name__, "name": answer.name}, status=201)
+
+    response = _serve(view)
+    assert json.loads(response.content) == {"type": "CompanyName", "name": "Finished"}
+    assert seen_from_outside == [True]
+
+
+async def _visible(request, fn, *args):
+    return JsonResponse(await run_db(fn, *args), safe=False)
+
+
+def test_finish_db_rolls_back_when_the_answer_cannot_be_shaped():
+    async def view(request):
+        await run_db(_create, "Earlier")
+        await finish_db(CompanyNumber, _created, "Unshapeable")
+        return JsonResponse({}, status=201)
+
+    with pytest.raises(Exception, match="number"):
+        _serve(view)
+    assert not Company.objects.filter(name__in=["Earlier", "Unshapeable"]).exists()
+
+
+def test_finish_db_rolls_back_when_its_function_raises():
+    def create_then_fail(name: str) -> None:
+        _create(name)
+        raise RuntimeError("boom")
+
+    async def view(request):
+        await finish_db(CompanyName, create_then_fail, "Half")
+        return JsonResponse({})
+
+    with pytest.raises(RuntimeError):
+        _serve(view)
+    assert not Company.objects.filter(name="Half").exists()
+
+
+def test_no_database_work_after_finish_db():
+    async def view(request):
+        await finish_db(CompanyName, _created, "Once")
+        await run_db(_create, "Twice")
+        return JsonResponse({})
+
+    with pytest.raises(RuntimeError, match="already committed"):
+        _serve(view)
+    assert list(Company.objects.filter(name__in=["Once", "Twice"]).values_list("name", flat=True)) == ["Once"]
