@@ -8,6 +8,7 @@ pool_pre_ping, pool_recycle and echo. Here they become Django settings:
     DB_CONN_MAX_AGE                 -> CONN_MAX_AGE (pool_recycle)
     DB_HEALTH_CHECKS                -> CONN_HEALTH_CHECKS (pool_pre_ping)
     DB_POOL_TIMEOUT                 -> how long a request waits for a worker before 503
+    DB_ACTIVE_WORKERS               -> how many workers run a job at once (0: all)
     DB_CONNECT_TIMEOUT              -> libpq connect_timeout
     DB_STATEMENT_TIMEOUT            -> PostgreSQL statement_timeout
     DB_ECHO                         -> log every SQL statement (arv.db.echo)
@@ -70,6 +71,7 @@ class PoolSettings:
     statement_timeout_ms: int
     echo: bool
     pgbouncer: bool = False
+    active_workers: int = 2
 
     @property
     def max_connections(self) -> int:
@@ -87,6 +89,7 @@ def pool_settings_from_env() -> PoolSettings:
         statement_timeout_ms=env_number("DB_STATEMENT_TIMEOUT", 0),
         echo=env_bool("DB_ECHO", False),
         pgbouncer=env_bool("DB_PGBOUNCER", False),
+        active_workers=env_number("DB_ACTIVE_WORKERS", 2),
     )
 
 

@@ -75,16 +75,17 @@ class RequestTransaction:
         if self.worker is not None:
             await self._trip(functools.partial(_end, commit), begin=False, end=False, release=True)
 
-    def _trip(self, fn: Callable[[], T], *, begin: bool, end: bool, release: bool = False) -> asyncio.Future[T]:
+    async def _trip(self, fn: Callable[[], T], *, begin: bool, end: bool, release: bool = False) -> T:
         worker = self.worker
         assert worker is not None
-        result = worker.call(_step, fn, begin, end)
-        if end or release:
-            # The worker's jobs run in order, so it can be handed on at once: the next
-            # request's work queues behind this one's commit or rollback.
-            self.worker, self.finished = None, True
-            self.pool.release(worker)
-        return result
+        done = worker.call(_step, fn, begin, end)
+        if not (end or release):
+            return await done
+        self.worker, self.finished = None, True
+        # Back to the pool once the job has run, not before: a worker still busy with a
+        # long commit (or one waiting for a lock) is not free, and DB_POOL_TIMEOUT must hold.
+        done.add_done_callback(lambda _: self.pool.release(worker))
+        return await asyncio.shield(done)
 
 
 async def run_db(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:

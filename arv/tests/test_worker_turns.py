@@ -1,0 +1,99 @@
+"""arv.db.workers: leased workers take turns, at most DB_ACTIVE_WORKERS running at once."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import threading
+import time
+
+import pytest
+from django.conf import settings
+
+from arv.db.workers import DatabaseWorkerPool
+
+
+class Concurrency:
+    """Counts the jobs running at the same moment (on the worker threads)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.now = 0
+        self.peak = 0
+
+    def job(self, seconds: float) -> None:
+        with self._lock:
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+        time.sleep(seconds)
+        with self._lock:
+            self.now -= 1
+
+
+@pytest.fixture
+def make_pool():
+    pools = []
+
+    def make(active_workers: int, size: int = 6) -> DatabaseWorkerPool:
+        config = dataclasses.replace(settings.DATABASE_POOL, size=size, max_overflow=0, active_workers=active_workers)
+        pools.append(DatabaseWorkerPool(config))
+        return pools[-1]
+
+    yield make
+    for pool in pools:
+        pool.close()
+
+
+async def _leased_jobs(pool: DatabaseWorkerPool, leases: int, fn, *args) -> None:
+    workers = [await pool.acquire() for _ in range(leases)]
+    try:
+        await asyncio.gather(*(worker.call(fn, *args) for worker in workers))
+    finally:
+        for worker in workers:
+            pool.release(worker)
+
+
+@pytest.mark.parametrize(("active_workers", "expected_peak"), [(1, 1), (2, 2), (0, 6)])
+def test_at_most_active_workers_run_at_once(make_pool, active_workers, expected_peak):
+    pool, running = make_pool(active_workers), Concurrency()
+    asyncio.run(_leased_jobs(pool, 6, running.job, 0.02))  # 6 x 0.02 s: within active_wait
+    assert running.peak == expected_peak
+    assert pool.status().jobs_running == 0 and pool.status().jobs_waiting_turn == 0
+
+
+def test_a_workers_jobs_keep_their_order_while_they_wait_their_turn(make_pool):
+    pool, order = make_pool(active_workers=1), []
+
+    async def scenario():
+        busy, mine = await pool.acquire(), await pool.acquire()
+        blocker = busy.call(time.sleep, 0.05)  # holds the only turn
+        mine_jobs = [mine.call(order.append, n) for n in range(5)]  # all wait, then run in order
+        assert pool.status().jobs_waiting_turn == 5
+        await asyncio.gather(blocker, *mine_jobs)
+        pool.release(busy)
+        pool.release(mine)
+
+    asyncio.run(scenario())
+    assert order == [0, 1, 2, 3, 4]
+
+
+def test_a_job_that_waited_too_long_runs_anyway(make_pool):
+    """A job holding the turn while it waits (say, for a row lock) must not stall the one that
+    would end that wait (say, the commit of the transaction holding the lock)."""
+    pool = make_pool(active_workers=1)
+    pool.active_wait = 0.2
+    released = threading.Event()
+
+    async def scenario() -> float:
+        waiting, releasing = await pool.acquire(), await pool.acquire()
+        stuck = waiting.call(released.wait, 10)  # holds the only turn until released is set
+        started = time.monotonic()
+        await releasing.call(released.set)
+        took = time.monotonic() - started
+        assert await stuck is True
+        pool.release(waiting)
+        pool.release(releasing)
+        return took
+
+    took = asyncio.run(scenario())
+    assert 0.15 < took < 5
