@@ -5,12 +5,13 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
-from arv.db.queries import one_or_none
+from arv.db.queries import CompiledQuery
 from companies.access import companies_visible_to
 from companies.models import Company
 from storage.models import StorageFolder
@@ -58,8 +59,22 @@ def company_list(
     return CompanyPage(items=items, total=total, page=page, page_size=page_size, total_pages=-(-total // page_size))
 
 
+def _visible_company(company_id: int, user_id: int | None = None) -> QuerySet[Company]:
+    # A stand-in user picks the access rule: no user id, staff (every company); else a member.
+    user = get_user_model()(pk=user_id, is_staff=user_id is None)
+    return companies_visible_to(user, _companies_with_folders_count()).filter(pk=company_id)
+
+
+# Every detail request runs one of these: compiled once (arv.db.queries), from the same access rule.
+_company_for_staff = CompiledQuery(_visible_company, company_id=int)
+_company_for_member = CompiledQuery(_visible_company, company_id=int, user_id=int)
+
+
 def company_get(*, user: AbstractBaseUser, company_id: int) -> Company:
-    company = one_or_none(companies_visible_to(user, _companies_with_folders_count()).filter(pk=company_id))
-    if company is None:
+    if user.is_staff:
+        found = _company_for_staff.run(company_id=company_id)
+    else:
+        found = _company_for_member.run(company_id=company_id, user_id=user.pk)
+    if not found:
         raise Http404("No such company.")
-    return company
+    return found[0]

@@ -73,13 +73,13 @@ class RequestTransaction:
     async def finish(self, *, commit: bool) -> None:
         """End the transaction (commit or roll back) and give the worker back."""
         if self.worker is not None:
-            await self._trip(functools.partial(_end, commit), begin=False, end=False, release=True)
+            await self._trip(_nothing, begin=False, end=True, commit=commit)
 
-    async def _trip(self, fn: Callable[[], T], *, begin: bool, end: bool, release: bool = False) -> T:
+    async def _trip(self, fn: Callable[[], T], *, begin: bool, end: bool, commit: bool = True) -> T:
         worker = self.worker
         assert worker is not None
-        done = worker.call(_step, fn, begin, end)
-        if not (end or release):
+        done = worker.call(_step, fn, begin, end, commit)
+        if not end:
             return await done
         self.worker, self.finished = None, True
         # Back to the pool once the job has run, not before: a worker still busy with a
@@ -121,8 +121,9 @@ def _adapter(schema: Any) -> TypeAdapter[Any]:
     return TypeAdapter(schema)
 
 
-def _step(fn: Callable[[], T], begin: bool, end: bool) -> T:
-    """One trip to the worker: begin the transaction if asked, run fn, end it if asked."""
+def _step(fn: Callable[[], T], begin: bool, end: bool, commit: bool) -> T:
+    """One trip to the worker: begin the transaction if asked, run fn, end it if asked
+    (committing only if asked to and fn succeeded)."""
     if begin:
         _begin()
     try:
@@ -132,8 +133,12 @@ def _step(fn: Callable[[], T], begin: bool, end: bool) -> T:
             _end(commit=False)
         raise
     if end:
-        _end(commit=True)
+        _end(commit=commit)
     return result
+
+
+def _nothing() -> None:
+    pass
 
 
 def _begin() -> None:

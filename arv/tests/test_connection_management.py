@@ -169,7 +169,7 @@ def test_db_echo_logs_every_statement_with_debug_off(start_server, token, compan
     )
     server.terminate()
     output = server.output()
-    assert 'FROM "arv_auth_apitoken"' in output
+    assert 'JOIN "arv_auth_apitoken"' in output  # the token lookup
     assert 'FROM "companies_company"' in output
 
 

@@ -1,0 +1,52 @@
+"""arv.db.queries.CompiledQuery: compiled once, the same rows and objects as the ORM every time."""
+
+import pytest
+from django.db.models import Q
+
+from arv.db.queries import CompiledQuery
+from companies.models import Company
+from companies.selectors import with_folders_count
+from storage.models import StorageFolder
+
+pytestmark = pytest.mark.django_db
+
+FIELDS = [field.attname for field in Company._meta.concrete_fields]
+
+
+def _by_id(company_id: int):
+    return with_folders_count(Company.objects.order_by()).filter(pk=company_id)
+
+
+def test_objects_match_the_orms_with_annotations_and_converted_fields(make_company):
+    counted = make_company("Counted", metadata={"tier": {"nested": [1, 2]}})
+    StorageFolder.objects.create(company=counted, name="a", path="a")
+    StorageFolder.objects.create(company=counted, name="b", path="b")
+    other = make_company("Other")
+    query = CompiledQuery(_by_id, company_id=int)
+
+    for company in (counted, other, counted):  # the second run of a compiled query too
+        (compiled,) = query.run(company_id=company.pk)
+        expected = _by_id(company.pk).get()
+        assert type(compiled) is Company and not compiled._state.adding
+        assert {f: getattr(compiled, f) for f in FIELDS} == {f: getattr(expected, f) for f in FIELDS}
+        assert compiled.folders_count == expected.folders_count
+    assert query.run(company_id=counted.pk)[0].folders_count == 2
+    assert query.run(company_id=counted.pk)[0].metadata == {"tier": {"nested": [1, 2]}}  # JSON, not text
+    assert query.run(company_id=other.pk + 1000) == []
+
+
+def test_a_parameter_used_twice_takes_the_value_in_both_places(make_company):
+    make_company("Twice", slug="twice")
+    make_company("Elsewhere", slug="twice-not")
+    query = CompiledQuery(lambda word: Company.objects.filter(Q(name__iexact=word) | Q(slug=word)), word=str)
+    assert [c.name for c in query.run(word="twice")] == ["Twice"]
+    assert [c.name for c in query.run(word="elsewhere")] == ["Elsewhere"]
+
+
+def test_what_it_cannot_run_is_refused_when_compiled():
+    with pytest.raises(ValueError, match="does not use"):
+        CompiledQuery(lambda company_id: Company.objects.all(), company_id=int).run(company_id=1)
+    with pytest.raises(ValueError, match="plain model querysets"):
+        CompiledQuery(lambda company_id: Company.objects.filter(pk=company_id).values("name"), company_id=int).run(
+            company_id=1
+        )
