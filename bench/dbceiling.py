@@ -1,8 +1,9 @@
 """Database ceiling: the detail endpoint's SQL, straight through psycopg in a loop.
 
 The statements are captured from ARV itself (token_user + company_get inside one
-transaction.atomic, as a detail request runs them) and replayed with the same
-client-side binding Django uses, one "request" being:
+transaction.atomic, as a detail request runs them) and replayed with the binding
+and prepared statements ARV's settings give Django (server-side binding, psycopg
+preparing a statement on its fifth run), one "request" being:
 
     SELECT 1                        -- CONN_HEALTH_CHECKS ping of a reused connection
     BEGIN; <token lookup>; <company with folders_count>; COMMIT
@@ -60,10 +61,16 @@ def capture(token: str, company_id: int) -> list[tuple[str, tuple]]:
     return statements
 
 
-async def _client(dsn, statements, lo, hi, phases, results):
+async def _client(dsn, options, statements, lo, hi, phases, results):
     import psycopg
 
-    conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True, cursor_factory=psycopg.AsyncClientCursor)
+    server_side = options.get("server_side_binding") is True
+    conn = await psycopg.AsyncConnection.connect(
+        dsn,
+        autocommit=True,
+        cursor_factory=psycopg.AsyncCursor if server_side else psycopg.AsyncClientCursor,
+        prepare_threshold=options.get("prepare_threshold"),
+    )
     try:
         for index, (start, end) in enumerate(phases):
             while time.monotonic() < start:
@@ -90,11 +97,11 @@ async def _client(dsn, statements, lo, hi, phases, results):
         await conn.close()
 
 
-def _process(dsn, statements, lo, hi, connections, phases, queue):
+def _process(dsn, options, statements, lo, hi, connections, phases, queue):
     results = [[0, []] for _ in phases]
 
     async def main():
-        await asyncio.gather(*(_client(dsn, statements, lo, hi, phases, results) for _ in range(connections)))
+        await asyncio.gather(*(_client(dsn, options, statements, lo, hi, phases, results) for _ in range(connections)))
 
     asyncio.run(main())
     queue.put(results)
@@ -139,7 +146,7 @@ def main() -> None:
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
     workers = [
-        ctx.Process(target=_process, args=(dsn, statements, args.min_id, args.max_id, n, phases, queue))
+        ctx.Process(target=_process, args=(dsn, db["OPTIONS"], statements, args.min_id, args.max_id, n, phases, queue))
         for n in per_process
     ]
     for w in workers:
