@@ -88,6 +88,16 @@ class Postgres:
     def connect(self, database: str = "postgres") -> psycopg.Connection:
         return psycopg.connect(host=self.host, port=self.port, user=self.user, dbname=database, autocommit=True)
 
+    def settle(self, database: str) -> None:
+        """After seeding: vacuum and analyze now, and write the dirty pages out, so neither
+        autovacuum nor a checkpoint lands in (and skews) whichever measurement runs first."""
+        with self.connect(database) as conn:
+            conn.execute("VACUUM ANALYZE")
+            try:
+                conn.execute("CHECKPOINT")
+            except psycopg.errors.InsufficientPrivilege:
+                pass
+
     def recreate(self, database: str) -> None:
         with self.connect() as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
@@ -494,6 +504,7 @@ class Bench:
             text=True,
         )
         self.token = out.stdout.strip().splitlines()[-1]
+        self.pg.settle(args.database)
         log(f"seeded ids {self.ids[0]}..{self.ids[1]} in {self.seed['seconds']}s; staff token created")
 
     def start_server(self, name: str, argv: list[str], env, cwd, ready_path: str, workers: int, port: int) -> Server:
@@ -550,8 +561,7 @@ class Bench:
             text=True,
         )
         token = out.stdout.strip().splitlines()[-1]
-        with self.pg.connect(args.peer_db) as conn:
-            conn.execute("ANALYZE")
+        self.pg.settle(args.peer_db)
         port = free_port()
         server = self.start_server(
             "peer",

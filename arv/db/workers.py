@@ -94,9 +94,10 @@ class DatabaseWorker:
 
     def call(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         """Run fn(*args) on this worker's thread; the result arrives on the calling loop."""
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
         # Carry the caller's context (as sync_to_async does) so contextvars set by the request are seen.
-        self.pool._submit(self, (contextvars.copy_context(), fn, args, future))
+        self.pool._submit(self, (contextvars.copy_context(), fn, args, future), loop)
         return future
 
     def stop(self) -> None:
@@ -172,7 +173,7 @@ class DatabaseWorkerPool:
 
     # -- running jobs: at most config.active_workers at once -------------------------
 
-    def _submit(self, worker: DatabaseWorker, job: Any) -> None:
+    def _submit(self, worker: DatabaseWorker, job: Any, loop: asyncio.AbstractEventLoop) -> None:
         # On the event loop. Strictly in order: a job never overtakes an earlier one, so a
         # worker's jobs (a commit, then the next request's first query) keep their order.
         limit = self.config.active_workers
@@ -182,7 +183,7 @@ class DatabaseWorkerPool:
                 worker.jobs.put(job)
                 return
             self._turns.append((time.monotonic(), worker, job))
-        job[3].get_loop().call_later(self.active_wait, self._run_overdue)
+        loop.call_later(self.active_wait, self._run_overdue)
 
     def _job_done(self) -> None:
         # On the worker thread that finished: hand its turn to the oldest waiting job.
