@@ -64,6 +64,7 @@ def test_postgres_url_maps_to_django_settings(monkeypatch, tmp_path):
     monkeypatch.setenv("DB_CONN_MAX_AGE", "60")
     monkeypatch.setenv("DB_HEALTH_CHECKS", "false")
     monkeypatch.setenv("DB_CONNECT_TIMEOUT", "3")
+    monkeypatch.delenv("DB_PGBOUNCER", raising=False)  # set in the PgBouncer pass
     db = database_from_env(tmp_path / "x.sqlite3", pool_settings_from_env())
     assert (db["ENGINE"], db["HOST"], db["PORT"], db["NAME"], db["USER"]) == (
         "django.db.backends.postgresql",
