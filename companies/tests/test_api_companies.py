@@ -1,6 +1,8 @@
 """/api/companies against API.md, through a real uvicorn and database."""
 
 import pytest
+from django.db import connection, transaction
+from django.db.models import Q
 
 from companies.models import Company
 
@@ -218,3 +220,14 @@ def test_integers_beyond_64_bits_in_metadata_are_422(staff):
     response = staff.post("/api/companies", json={"name": "Too Big", "metadata": {"n": 2**64}})
     assert response.status_code == 422
     assert not Company.objects.filter(name="Too Big").exists()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="trigram indexes are PostgreSQL's (migration 0004)")
+def test_search_can_use_the_trigram_indexes_instead_of_scanning(make_company):
+    make_company("Indexed Search Co", contact_email="someone@indexed.example")
+    searched = Company.objects.filter(Q(name__icontains="dexed") | Q(contact_email__icontains="dexed"))
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # a tiny table: make the planner show what it can use
+        plan = searched.explain()
+    assert "companies_company_name_trgm" in plan and "companies_company_contact_email_trgm" in plan
+    assert [c.name for c in searched] == ["Indexed Search Co"]
