@@ -67,7 +67,6 @@ class _Compiled(Generic[M]):
             raise ValueError("CompiledQuery: only plain model querysets (no values(), no select_related)")
         self.model = queryset.model
         self.using = using
-        self.compiler = compiler
         fields = klass_info["select_fields"]
         self.model_columns = slice(fields[0], fields[-1] + 1)
         self.init_list = [column[0].target.attname for column in compiler.select[self.model_columns]]
@@ -79,11 +78,12 @@ class _Compiled(Generic[M]):
         for name, slots in self.slots.items():
             for i in slots:
                 params[i] = values[name]
-        with connections[self.using].cursor() as cursor:
+        connection = connections[self.using]  # this thread's
+        with connection.cursor() as cursor:
             cursor.execute(self.sql, params)
             rows = cursor.fetchall()
         if self.converters:
-            rows = self.compiler.apply_converters(rows, self.converters)
+            rows = [self._convert(row, connection) for row in rows]
         objects = []
         for row in rows:
             obj = self.model.from_db(self.using, self.init_list, row[self.model_columns])
@@ -91,6 +91,15 @@ class _Compiled(Generic[M]):
                 setattr(obj, name, row[position])
             objects.append(obj)
         return objects
+
+    def _convert(self, row: tuple[Any, ...], connection: Any) -> list[Any]:
+        # The ORM's field converters (JSON text -> objects, ...), as SQLCompiler.apply_converters
+        # applies them, but with the calling thread's connection, not the compiling one's.
+        values = list(row)
+        for position, (converters, expression) in self.converters.items():
+            for convert in converters:
+                values[position] = convert(values[position], expression, connection)
+        return values
 
 
 def _stand_in(name: str, kind: type, n: int) -> Any:

@@ -4,8 +4,9 @@
 --
 -- mode: detail | list | search | create | mix | get (plain GET of [path], for the ceilings)
 -- Every request carries "Authorization: Bearer <token>" (unless token is "-").
--- create: names are "bench <run tag> t<thread> <counter> <random>": the run tag is unique per
--- wrk run and the thread id + counter per request, so names (and slugs) never collide.
+-- create: names are "bench <run tag> t<thread> <counter> <random>", digits spelled as letters:
+-- the run tag is unique per wrk run and the thread id + counter per request, so names (and
+-- slugs) never collide, and no search term (a number) matches them.
 -- mix: 90 % reads (60 % detail, 30 % list page), 10 % creates.
 -- done() prints one line "BENCH_JSON {...}" with the counts and latency percentiles (microseconds).
 
@@ -50,14 +51,21 @@ end
 
 local post_headers = nil
 
+-- Digits spelled as letters (0 -> a ... 9 -> j): created companies stay unique but never
+-- match a search scenario's number, so search measures the same seeded rows in every run.
+local function letters(text)
+   return (text:gsub("%d", function(d) return string.char(97 + tonumber(d)) end))
+end
+
 local function create()
    if post_headers == nil then
       post_headers = { ["Content-Type"] = "application/json" }
       for k, v in pairs(headers) do post_headers[k] = v end
    end
    counter = counter + 1
-   local body = string.format('{"name": "bench %s t%d %d %d", "contact_email": "b%d@bench.example.com"}',
-      tag, tid or 0, counter, math.random(0, 999999), counter)
+   local unique = string.format("%s t%d %d %d", tag, tid or 0, counter, math.random(0, 999999))
+   local body = string.format('{"name": "bench %s", "contact_email": "b%s@bench.example.com"}',
+      letters(unique), letters(string.format("%d-%d-%s", tid or 0, counter, tag)))
    return wrk.format("POST", "/api/companies", post_headers, body)
 end
 
