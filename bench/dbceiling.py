@@ -2,8 +2,8 @@
 
 The statements are captured from ARV itself (token_user + company_get inside one
 transaction.atomic, as a detail request runs them) and replayed with the binding
-and prepared-statement settings ARV gives Django (by default client-side binding,
-nothing prepared), one "request" being:
+and prepared statements ARV's settings give Django (server-side binding, psycopg
+preparing a statement on its fifth run), one "request" being:
 
     SELECT 1                        -- CONN_HEALTH_CHECKS ping of a reused connection
     BEGIN; <token lookup>; <company with folders_count>; COMMIT
