@@ -44,6 +44,7 @@ def test_pool_settings_have_the_documented_defaults(monkeypatch):
         "DB_CONN_MAX_AGE",
         "DB_HEALTH_CHECKS",
         "DB_ECHO",
+        "DB_ACTIVE_WORKERS",
     ]:
         monkeypatch.delenv(name, raising=False)
     pool = pool_settings_from_env()
@@ -55,6 +56,7 @@ def test_pool_settings_have_the_documented_defaults(monkeypatch):
         3600,
     )
     assert pool.health_checks is True and pool.echo is False
+    assert pool.active_workers == 2
 
 
 def test_postgres_url_maps_to_django_settings(monkeypatch, tmp_path):
@@ -72,6 +74,8 @@ def test_postgres_url_maps_to_django_settings(monkeypatch, tmp_path):
         "u",
     )
     assert (db["CONN_MAX_AGE"], db["CONN_HEALTH_CHECKS"], db["OPTIONS"]["connect_timeout"]) == (60, False, 3)
+    # Server-side binding and psycopg's prepared statements (not behind PgBouncer).
+    assert (db["OPTIONS"]["server_side_binding"], db["OPTIONS"]["prepare_threshold"]) == (True, 5)
 
 
 def test_the_default_database_is_a_sqlite_file(monkeypatch, tmp_path):
@@ -103,6 +107,7 @@ def test_pgbouncer_mode_avoids_what_transaction_pooling_breaks(monkeypatch, tmp_
     db = database_from_env(tmp_path / "x", pool_settings_from_env())
     assert db["DISABLE_SERVER_SIDE_CURSORS"] is True
     assert db["OPTIONS"]["prepare_threshold"] is None
+    assert "server_side_binding" not in db["OPTIONS"]
 
 
 def test_pgbouncer_mode_refuses_a_statement_timeout_it_would_drop(monkeypatch, tmp_path):
