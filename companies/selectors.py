@@ -31,8 +31,9 @@ def with_folders_count(companies: QuerySet[Company]) -> QuerySet[Company]:
 
 @functools.cache
 def _companies_with_folders_count() -> QuerySet[Company]:
-    # Built once: resolving the subquery annotation is most of the cost of compiling
-    # a detail query; each request only clones this and adds its filter.
+    # Built once: resolving the subquery annotation is a large part of compiling a
+    # list query; each request only clones this and adds its filters. (The detail
+    # lookup is compiled whole, once: _company_for_staff / _company_for_member.)
     return with_folders_count(Company.objects.order_by())
 
 

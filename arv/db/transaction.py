@@ -33,13 +33,13 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
-from asgiref.sync import markcoroutinefunction
 from django.db import DatabaseError, connections, transaction
 from django.http import HttpRequest, HttpResponse
 from pydantic import TypeAdapter
 
 from arv.db.errors import database_error_response
 from arv.db.workers import DatabaseWorker, DatabaseWorkerPool, get_pool, worker_state
+from arv.web.middleware import AsyncOnlyMiddleware
 
 T = TypeVar("T")
 
@@ -164,15 +164,8 @@ def _end(commit: bool) -> None:
             conn.close_if_unusable_or_obsolete()
 
 
-class RequestTransactionMiddleware:
-    """Async-only middleware: wraps each API request in one RequestTransaction."""
-
-    async_capable = True
-    sync_capable = False
-
-    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
-        self.get_response = get_response
-        markcoroutinefunction(self)
+class RequestTransactionMiddleware(AsyncOnlyMiddleware):
+    """Wraps each API request in one RequestTransaction."""
 
     async def __call__(self, request: HttpRequest) -> HttpResponse:
         unit = RequestTransaction(get_pool())

@@ -11,8 +11,9 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 
-class JsonApiMiddleware:
-    """Bodies must be declared JSON (415 otherwise); Django's HTML 404/405 become JSON."""
+class AsyncOnlyMiddleware:
+    """Base of every API_MIDDLEWARE class: async-only, so Django's handler adds no thread
+    hop around it (arv.asgi.ApiHandler refuses any other)."""
 
     async_capable = True
     sync_capable = False
@@ -20,6 +21,10 @@ class JsonApiMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
         self.get_response = get_response
         markcoroutinefunction(self)
+
+
+class JsonApiMiddleware(AsyncOnlyMiddleware):
+    """Bodies must be declared JSON (415 otherwise); Django's HTML 404/405 become JSON."""
 
     async def __call__(self, request: HttpRequest) -> HttpResponse:
         if request.method in BODY_METHODS and request.body and request.content_type != "application/json":
