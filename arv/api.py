@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 from django.core.exceptions import PermissionDenied
-from django.db import DatabaseError, DataError, IntegrityError, connection
+from django.db import DataError, IntegrityError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError
@@ -16,7 +16,7 @@ from ninja.renderers import BaseRenderer
 from ninja.responses import NinjaJSONEncoder
 
 from arv.auth.callers import BearerToken, api_auth
-from arv.db.errors import RETRY_AFTER_SECONDS, UNAVAILABLE_ERRORS, database_error_response, describe_database_error
+from arv.db.errors import DATABASE_ERRORS, RETRY_AFTER_SECONDS, database_error_response, describe_unavailable
 from arv.db.transaction import run_db
 from arv.db.workers import get_pool
 from arv.web.errors import Conflict, InvalidInput
@@ -107,8 +107,9 @@ def invalid_input(request: HttpRequest, exc: InvalidInput) -> HttpResponse:
     return _detail(request, 422, exc.as_detail())
 
 
-for unavailable in UNAVAILABLE_ERRORS:
-    api.add_exception_handler(unavailable, lambda request, exc: database_error_response(exc))
+# 503 for an unreachable database, 409 for a deadlock the pipeline did not run again, else 500.
+for database_error in DATABASE_ERRORS:
+    api.add_exception_handler(database_error, lambda request, exc: database_error_response(exc))
 
 
 class HealthOut(Schema):
@@ -127,8 +128,8 @@ async def health(request: HttpRequest, verbose: bool = False):
     """200 when a query round-trips, else 503. Staff (bearer token) may ask for verbose=1."""
     try:
         await run_db(_ping)
-    except (DatabaseError, *UNAVAILABLE_ERRORS) as exc:
-        response = JsonResponse({"status": "unavailable", "database": describe_database_error(exc)}, status=503)
+    except DATABASE_ERRORS as exc:
+        response = JsonResponse({"status": "unavailable", "database": describe_unavailable(exc)}, status=503)
         response["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
     body: dict[str, Any] = {"status": "ok", "database": "ok"}

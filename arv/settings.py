@@ -9,7 +9,9 @@ from dotenv import load_dotenv
 from arv.db.config import ConfigurationError, database_from_env, env_bool, env_number, pool_settings_from_env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-load_dotenv(BASE_DIR / ".env")
+# The operator's .env (bin/serve writes one); ARV_ENV_FILE names another, or none
+# (the tests set os.devnull, so nothing an operator set up leaks into them).
+load_dotenv(os.environ.get("ARV_ENV_FILE") or BASE_DIR / ".env")
 
 try:
     DEBUG = env_bool("DJANGO_DEBUG", False)
@@ -47,10 +49,9 @@ INSTALLED_APPS = [
     "companies",
 ]
 
-# The admin's stack. The API is served by arv.api.handler with its own, hop-free stack
-# (API_MIDDLEWARE): under ASGI each MiddlewareMixin hook costs a thread hop.
+# The admin's stack: sync, run on a database worker in one trip (arv.pipeline.SiteHandler).
+# The API has its own async-only stack (API_MIDDLEWARE): no thread hop at all.
 MIDDLEWARE = [
-    "servestatic.middleware.ServeStaticMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -60,11 +61,12 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 API_MIDDLEWARE = [
+    "arv.web.middleware.ApiSecurityMiddleware",
     "arv.web.middleware.JsonApiMiddleware",
-    "arv.db.transaction.RequestTransactionMiddleware",
 ]
 
-ROOT_URLCONF = "arv.urls"
+# The product's URLs; the tests add theirs with ARV_ROOT_URLCONF=arv.testing.urls.
+ROOT_URLCONF = os.environ.get("ARV_ROOT_URLCONF", "arv.urls")
 ASGI_APPLICATION = "arv.asgi.application"
 WSGI_APPLICATION = None
 
@@ -95,15 +97,16 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
-# Static files are served by ServeStatic's ASGI app in front of Django (arv.asgi):
-# async all the way, so the admin's CSS costs no thread hop and works with DEBUG off.
+# Static files are served by ServeStatic at the front of the pipeline (arv.pipeline):
+# async, no database worker, and with DEBUG off. From collectstatic's output when it
+# has run (hashed, compressed, cached forever); before that, from the apps themselves
+# (arv.web.static).
 STATIC_URL = "static/"
 STATIC_ROOT = Path(os.environ.get("ARV_STATIC_ROOT", BASE_DIR / "staticfiles"))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "servestatic.storage.CompressedManifestStaticFilesStorage"},
+    "staticfiles": {"BACKEND": "arv.web.static.CollectedStaticFilesStorage"},
 }
-SERVESTATIC_USE_FINDERS = DEBUG
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

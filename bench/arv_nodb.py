@@ -2,8 +2,8 @@
 
     .venv/bin/uvicorn bench.arv_nodb:application --no-access-log      # GET /api/bench/ping
 
-The request goes through arv.asgi's Application and ApiHandler, the API middleware
-(RequestTransactionMiddleware: no run_db call, so no worker is leased), Django's URL
+The request goes through ARV's pipeline (arv.pipeline) and its ApiHandler: the unit
+of work (no database call, so no worker is leased), the API middleware, Django's URL
 resolver and a django-ninja operation with a response schema -- everything an API
 request costs except authentication and the database.
 """
@@ -11,7 +11,8 @@ request costs except authentication and the database.
 # ruff: noqa: I001  (arv.asgi must come first: it sets Django up, and ninja needs settings)
 from __future__ import annotations
 
-from arv.asgi import ApiHandler, Application
+from arv.asgi import application
+from arv.pipeline import ApiHandler
 
 from django.urls import path  # noqa: E402
 from ninja import NinjaAPI, Schema  # noqa: E402
@@ -42,5 +43,4 @@ class NoDatabaseApiHandler(ApiHandler):
         return request, response
 
 
-application = Application()
 application.api = NoDatabaseApiHandler()

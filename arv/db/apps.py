@@ -1,7 +1,11 @@
 from django.apps import AppConfig
 from django.conf import settings
+from django.core import checks
+from django.db.backends.signals import connection_created
 
+from arv import internals
 from arv.db import echo
+from arv.db.workers import set_unit_deadlines
 
 
 class DatabaseConfig(AppConfig):
@@ -11,3 +15,5 @@ class DatabaseConfig(AppConfig):
 
     def ready(self) -> None:
         echo.install(echo=settings.DATABASE_POOL.echo)
+        connection_created.connect(set_unit_deadlines, dispatch_uid="arv.db.deadlines")
+        checks.register(internals.check_internals)

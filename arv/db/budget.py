@@ -1,4 +1,4 @@
-"""Start-up check: do all server processes' connections fit in the database's max_connections?"""
+"""Start-up check (run on a database worker by arv.pipeline): do all server processes' connections fit in the database's max_connections?"""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ import os
 
 from django.conf import settings
 from django.db import DatabaseError, connection
-
-from arv.db.workers import close_thread_connections
 
 logger = logging.getLogger("arv.db")
 
@@ -25,14 +23,11 @@ def connection_budget() -> tuple[int, int] | None:
     """(connections ARV may open, connections the server allows non-superusers), PostgreSQL only."""
     if connection.vendor != "postgresql":
         return None
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int"
-            )
-            (available,) = cursor.fetchone()
-    finally:
-        close_thread_connections()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int"
+        )
+        (available,) = cursor.fetchone()
     return server_processes() * settings.DATABASE_POOL.max_connections, available
 
 

@@ -10,7 +10,8 @@ pool_pre_ping, pool_recycle and echo. Here they become Django settings:
     DB_POOL_TIMEOUT                 -> how long a request waits for a worker before 503
     DB_ACTIVE_WORKERS               -> how many workers run a job at once (0: all)
     DB_CONNECT_TIMEOUT              -> libpq connect_timeout
-    DB_STATEMENT_TIMEOUT            -> PostgreSQL statement_timeout
+    DB_STATEMENT_TIMEOUT            -> PostgreSQL statement_timeout (a unit of work's deadlines)
+    DB_IDLE_IN_TRANSACTION_TIMEOUT  -> PostgreSQL idle_in_transaction_session_timeout
     DB_ECHO                         -> log every SQL statement (arv.db.echo)
     DB_PGBOUNCER                    -> settings for PgBouncer's transaction pooling
 """
@@ -70,6 +71,7 @@ class PoolSettings:
     health_checks: bool
     statement_timeout_ms: int
     echo: bool
+    idle_in_transaction_timeout_ms: int = 0
     pgbouncer: bool = False
     active_workers: int = 2
 
@@ -77,8 +79,35 @@ class PoolSettings:
     def max_connections(self) -> int:
         return self.size + self.max_overflow
 
+    @property
+    def deadlines(self) -> dict[str, int]:
+        """PostgreSQL settings a database worker's connection gets (arv.db.workers), in ms; 0 is none."""
+        return {
+            "statement_timeout": self.statement_timeout_ms,
+            "idle_in_transaction_session_timeout": self.idle_in_transaction_timeout_ms,
+        }
+
+
+# A unit of work's deadlines (ms): no statement runs longer, no transaction idles longer.
+DEFAULT_STATEMENT_TIMEOUT_MS = 30_000
+DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT_MS = 60_000
+TIMEOUT_VARIABLES = ("DB_STATEMENT_TIMEOUT", "DB_IDLE_IN_TRANSACTION_TIMEOUT")
+
 
 def pool_settings_from_env() -> PoolSettings:
+    pgbouncer = env_bool("DB_PGBOUNCER", False)
+    if pgbouncer:
+        # PgBouncer's transaction pooling drops startup options: the deadlines live on the role.
+        if any(env_number(name, 0) for name in TIMEOUT_VARIABLES):
+            raise ConfigurationError(
+                "DB_STATEMENT_TIMEOUT and DB_IDLE_IN_TRANSACTION_TIMEOUT cannot pass PgBouncer (transaction "
+                "pooling drops startup options): set them on the database role instead "
+                "(ALTER ROLE ... SET statement_timeout = ...)"
+            )
+        statement_timeout = idle_timeout = 0
+    else:
+        statement_timeout = env_number("DB_STATEMENT_TIMEOUT", DEFAULT_STATEMENT_TIMEOUT_MS)
+        idle_timeout = env_number("DB_IDLE_IN_TRANSACTION_TIMEOUT", DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT_MS)
     return PoolSettings(
         size=env_number("DB_POOL_SIZE", 20, minimum=1),
         max_overflow=env_number("DB_MAX_OVERFLOW", 10),
@@ -86,9 +115,10 @@ def pool_settings_from_env() -> PoolSettings:
         connect_timeout=env_number("DB_CONNECT_TIMEOUT", 5, minimum=1),
         conn_max_age=env_number("DB_CONN_MAX_AGE", 3600),
         health_checks=env_bool("DB_HEALTH_CHECKS", True),
-        statement_timeout_ms=env_number("DB_STATEMENT_TIMEOUT", 0),
+        statement_timeout_ms=statement_timeout,
+        idle_in_transaction_timeout_ms=idle_timeout,
         echo=env_bool("DB_ECHO", False),
-        pgbouncer=env_bool("DB_PGBOUNCER", False),
+        pgbouncer=pgbouncer,
         active_workers=env_number("DB_ACTIVE_WORKERS", 2),
     )
 
@@ -107,13 +137,6 @@ def database_from_env(default_sqlite_path: Path, pool: PoolSettings) -> dict[str
     if engine == "django.db.backends.postgresql":
         options.setdefault("connect_timeout", pool.connect_timeout)
         options.setdefault("application_name", "arv")
-        if pool.statement_timeout_ms:
-            if pool.pgbouncer:
-                raise ConfigurationError(
-                    "DB_STATEMENT_TIMEOUT cannot pass PgBouncer (transaction pooling drops startup options): "
-                    "set it on the database role instead (ALTER ROLE ... SET statement_timeout = ...)"
-                )
-            options.setdefault("options", f"-c statement_timeout={pool.statement_timeout_ms}")
         if pool.pgbouncer:
             # Transaction pooling: a server connection serves another client after each
             # transaction, so nothing may outlive one: no server-side cursors, no

@@ -1,10 +1,24 @@
-"""What a client is told when the database, not its input, is the problem."""
+"""What a database failure means, and what a client is told about it.
+
+One classification serves the whole pipeline (arv.pipeline), the API's error
+handlers (arv.api) and the health check:
+
+    UNAVAILABLE  the database cannot be reached, the server is shutting down, no
+                 worker became free in time, or a statement outran DB_STATEMENT_TIMEOUT
+                                                 -> 503 with Retry-After
+    TRANSIENT    deadlock or serialization failure: the same unit of work may
+                 succeed if run again            -> retried once where safe, else 409
+    CONFLICT     a constraint the database enforced (unique, protected foreign key) -> 409
+    FAULT        anything else (a column a migration renamed, a bug)
+                 -> 500, with the full traceback in the log
+"""
 
 from __future__ import annotations
 
+import enum
 import logging
 
-from django.db import DatabaseError, IntegrityError
+from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError
 from django.http import JsonResponse
 
 from arv.db.workers import PoolClosed, PoolTimeout
@@ -14,30 +28,80 @@ logger = logging.getLogger("arv.db")
 # Seconds a client is asked to wait before retrying after a 503.
 RETRY_AFTER_SECONDS = 5
 
-UNAVAILABLE_ERRORS = (DatabaseError, PoolTimeout, PoolClosed)
+# Exceptions that may stand for "the database, not the request, is the problem".
+DATABASE_ERRORS = (DatabaseError, PoolTimeout, PoolClosed)
+
+# SQLSTATEs (PostgreSQL's error codes): what is worth running again, what means "gone".
+TRANSIENT_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
+# Class 08 (connection exception), 57P01-57P03 (admin/crash shutdown, cannot connect now),
+# 53300 (too many connections), 57014 (query_canceled: DB_STATEMENT_TIMEOUT ran out; the
+# database did not answer in time, which a client may retry, rather than a fault).
+UNAVAILABLE_SQLSTATES = {"57P01", "57P02", "57P03", "53300", "57014"}
 
 
-def database_unavailable_response(reason: str) -> JsonResponse:
-    response = JsonResponse({"detail": f"The database is unavailable: {reason}."}, status=503)
-    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
-    return response
+class Failure(enum.Enum):
+    UNAVAILABLE = "unavailable"
+    TRANSIENT = "transient"
+    CONFLICT = "conflict"
+    FAULT = "fault"
 
 
-def describe_database_error(exc: BaseException) -> str:
+def sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of the driver error behind a Django DatabaseError, if it has one."""
+    return getattr(exc.__cause__, "sqlstate", None) or getattr(exc, "sqlstate", None)
+
+
+def classify(exc: BaseException) -> Failure:
+    if isinstance(exc, (PoolTimeout, PoolClosed)):
+        return Failure.UNAVAILABLE
+    state = sqlstate(exc) or ""
+    if state in TRANSIENT_SQLSTATES:
+        return Failure.TRANSIENT
+    if isinstance(exc, IntegrityError):
+        return Failure.CONFLICT
+    if state.startswith("08") or state in UNAVAILABLE_SQLSTATES:
+        return Failure.UNAVAILABLE
+    if isinstance(exc, (OperationalError, InterfaceError)) and not state:
+        # No SQLSTATE: the driver lost or never had the connection (refused, closed, timed out).
+        return Failure.UNAVAILABLE
+    if "database is locked" in str(exc):  # SQLite's busy writer lock outlasted its timeout
+        return Failure.TRANSIENT
+    return Failure.FAULT
+
+
+def describe_unavailable(exc: BaseException) -> str:
     """A short, credential-free reason (never the driver's message: it may echo the DSN)."""
     if isinstance(exc, PoolTimeout):
         return "all connections are busy"
     if isinstance(exc, PoolClosed):
         return "the server is shutting down"
-    cause = exc.__cause__ or exc
-    if type(cause).__name__ == "QueryCanceled":
+    if sqlstate(exc) == "57014":
         return "the query took too long"
     return "it could not be reached"
 
 
+def unavailable_response(exc: BaseException) -> JsonResponse:
+    response = JsonResponse({"detail": f"The database is unavailable: {describe_unavailable(exc)}."}, status=503)
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
+def conflict_response() -> JsonResponse:
+    return JsonResponse({"detail": "Conflict with existing data or a concurrent request; try again."}, status=409)
+
+
+def fault_response() -> JsonResponse:
+    return JsonResponse({"detail": "Internal server error."}, status=500)
+
+
 def database_error_response(exc: BaseException) -> JsonResponse:
-    """409 for a constraint the database enforced, 503 with Retry-After for everything else."""
-    if isinstance(exc, IntegrityError):
-        return JsonResponse({"detail": "Conflict with existing data."}, status=409)
-    logger.warning("database error answered with 503: %s", type(exc.__cause__ or exc).__name__)
-    return database_unavailable_response(describe_database_error(exc))
+    """The JSON answer for a database failure (API.md's 503, 409 and 500), logged as what it is."""
+    failure = classify(exc)
+    if failure is Failure.UNAVAILABLE:
+        logger.warning("database unavailable (%s): %s", describe_unavailable(exc), type(exc.__cause__ or exc).__name__)
+        return unavailable_response(exc)
+    if failure in (Failure.TRANSIENT, Failure.CONFLICT):
+        logger.info("database conflict answered with 409: %s (SQLSTATE %s)", type(exc).__name__, sqlstate(exc))
+        return conflict_response()
+    logger.error("database fault answered with 500", exc_info=exc)
+    return fault_response()

@@ -1,63 +1,84 @@
-"""Each API request is one transaction (what ATOMIC_REQUESTS does for sync views).
+"""A request's unit of work: one leased database worker, one transaction.
 
-Django's ATOMIC_REQUESTS refuses async views, and django-ninja turns exceptions
-into responses before any middleware sees them. So the unit of work is kept
-here, around the whole request, and decided by the *outcome*:
+Django's ATOMIC_REQUESTS refuses async views, django-ninja turns exceptions into
+responses before any middleware sees them, and Django's async ORM runs on
+whatever thread asgiref picks. So the unit of work is kept here and the
+pipeline (arv.pipeline) opens one for every request that is not a static file:
 
-    RequestTransactionMiddleware
-        opens a RequestTransaction for the request;
-        the view (and the authentication before it) call `await run_db(fn, ...)`:
-            the first call leases a database worker (arv.db.workers) and begins
-            `transaction.atomic(durable=True)` on its connection; later calls run
-            on the same worker, inside the same transaction;
-        a view's last call may be `await finish_db(Schema, fn, ...)`: it also
-            shapes fn's result as the response schema and ends the transaction
-            in the same trip to the worker: commit if all of that succeeded,
-            roll back if anything raised. One thread hop fewer per request, and
-            nothing that could still fail is left after the commit;
-        otherwise, when the response is ready: commit if its status is below
-        400, else roll back; release the worker. A failing commit turns the
-        response into the error it is (409, 503).
+- The first database call leases a worker (arv.db.workers) and begins
+  `transaction.atomic(durable=True)` on its connection; every later call runs on
+  the same worker, inside the same transaction. A client that disconnects while
+  its request waits for a worker is not run (ClientDisconnected).
+- Three ways in, one path:
+    `await run_db(fn, ...)`            sync code (services, selectors) from an async view;
+    `await finish_db(Schema, fn, ...)` a view's last call: fn's result shaped as the
+                                       answer and committed in the same trip;
+    Django's async ORM (`aget`, `acreate`, `async for`, ...) and any
+    `sync_to_async(...)`: asgiref sends thread-sensitive calls to `unit.executor`
+    (ThreadSensitiveContext), which is this unit.
+  An async request runs in `unit.serve(respond)`; a sync one (the admin) runs whole
+  on the worker: `unit.serve_sync(respond)`.
+- The pipeline ends the unit when the response is ready: commit if its status is
+  below 400, else roll back, and gives the worker back.
+- Every database error a trip raises is noted on the unit (`unit.failure`), so
+  the pipeline can tell a deadlock (run the request again) from an outage (503)
+  even after a view turned the error into a response.
 
-The same checks Django runs on request_started / request_finished run at the
-start and end of each unit of work on the worker's connection: close it if it
-is older than CONN_MAX_AGE or broken, and with CONN_HEALTH_CHECKS ping a
-reused connection before its first query.
+At the start and end of each unit the worker runs Django's own connection
+upkeep: close the connection if it is older than CONN_MAX_AGE or broken, and
+with CONN_HEALTH_CHECKS ping a reused connection before its first query.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
-from django.db import DatabaseError, connections, transaction
-from django.http import HttpRequest, HttpResponse
+from asgiref.sync import ThreadSensitiveContext
+from django.db import connections, transaction
 from pydantic import TypeAdapter
 
-from arv.db.errors import database_error_response
-from arv.db.workers import DatabaseWorker, DatabaseWorkerPool, get_pool, worker_state
-from arv.web.middleware import AsyncOnlyMiddleware
+from arv.db.errors import DATABASE_ERRORS
+from arv.db.workers import DatabaseWorker, DatabaseWorkerPool, worker_state
 
 T = TypeVar("T")
+R = TypeVar("R")
 
-_current: ContextVar[RequestTransaction | None] = ContextVar("arv_request_transaction", default=None)
+_current: ContextVar[UnitOfWork | None] = ContextVar("arv_unit_of_work", default=None)
+
+
+class ClientDisconnected(BaseException):
+    """The client left before its request got a worker: nothing was run, nobody to answer.
+
+    A BaseException, like asyncio's CancelledError, so that no view or error
+    handler turns it into a response on its way out to the pipeline.
+    """
 
 
 class RequestFailed(Exception):
     """Handed to atomic's __exit__ to make it roll back."""
 
 
-class RequestTransaction:
-    """One request's unit of work: a leased worker and the transaction open on its connection."""
+class UnitOfWork:
+    """One request's database work: a leased worker and the transaction open on its connection."""
 
-    def __init__(self, pool: DatabaseWorkerPool) -> None:
+    def __init__(self, pool: DatabaseWorkerPool, disconnected: Callable[[], Awaitable[Any]] | None = None) -> None:
         self.pool = pool
         self.worker: DatabaseWorker | None = None
         self.finished = False
+        # The first database error a trip raised (the pipeline decides what it means).
+        self.failure: BaseException | None = None
+        # False once the request did something outside the database (it must not run twice).
+        self.retryable = True
+        self._disconnected = disconnected
         self._leasing = asyncio.Lock()
+        self.executor = _UnitExecutor(self)
+
+    # -- what views and the pipeline call --------------------------------------------------
 
     async def run(self, fn: Callable[[], T], *, last: bool = False) -> T:
         """fn() on the leased worker, in the transaction; last=True also ends the transaction."""
@@ -66,19 +87,77 @@ class RequestTransaction:
         if self.worker is None:
             async with self._leasing:
                 if self.worker is None:
-                    self.worker = await self.pool.acquire()
+                    self.worker = await self._lease()
                     return await self._trip(fn, begin=True, end=last)
         return await self._trip(fn, begin=False, end=last)
+
+    async def serve(self, respond: Callable[[], Awaitable[R]]) -> R | None:
+        """An async request in this unit: respond() runs with the unit current and Django's
+        async ORM sent to its worker; then commit if the response's status is below 400, else
+        roll back. None if the commit failed (the error is in self.failure)."""
+        token = _current.set(self)
+        try:
+            async with ThreadSensitiveContext(executor=self.executor):
+                response = await respond()
+        except BaseException:
+            await asyncio.shield(self.finish(commit=False))
+            raise
+        finally:
+            _current.reset(token)
+        try:
+            await self.finish(commit=_succeeded(response))
+        except DATABASE_ERRORS:
+            return None
+        return response
+
+    async def serve_sync(self, respond: Callable[[], R]) -> R:
+        """A sync request (middleware, view, rendering) in one trip to the worker: begin,
+        respond(), then commit if the response's status is below 400, else roll back."""
+        token = _current.set(self)  # the trip runs in a copy of this context
+        try:
+            self.worker = await self._lease()
+            return await self._trip(respond, begin=True, end=True, commit=_succeeded)
+        finally:
+            _current.reset(token)
 
     async def finish(self, *, commit: bool) -> None:
         """End the transaction (commit or roll back) and give the worker back."""
         if self.worker is not None:
-            await self._trip(_nothing, begin=False, end=True, commit=commit)
+            await self._trip(_nothing, begin=False, end=True, commit=(lambda _: True) if commit else _never)
 
-    async def _trip(self, fn: Callable[[], T], *, begin: bool, end: bool, commit: bool = True) -> T:
+    def outside_database(self) -> None:
+        """The request is about to act outside the database: never run it a second time."""
+        self.retryable = False
+
+    # -- internals --------------------------------------------------------------------------
+
+    async def _lease(self) -> DatabaseWorker:
+        worker = self.pool.try_acquire()
+        if worker is not None:
+            return worker
+        if self._disconnected is None:
+            return await self.pool.acquire()
+        # Waiting in line: give up the place if the client leaves meanwhile.
+        leasing = asyncio.ensure_future(self.pool.acquire())
+        leaving = asyncio.ensure_future(self._disconnected())
+        try:
+            await asyncio.wait((leasing, leaving), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            leaving.cancel()
+        if not leasing.done():
+            leasing.cancel()
+            try:
+                await leasing
+            except asyncio.CancelledError:
+                raise ClientDisconnected() from None
+        return leasing.result()
+
+    async def _trip(
+        self, fn: Callable[[], T], *, begin: bool, end: bool, commit: Callable[[Any], bool] = lambda _: True
+    ) -> T:
         worker = self.worker
         assert worker is not None
-        done = worker.call(_step, fn, begin, end, commit)
+        done = worker.call(_step, self, fn, begin, end, commit)
         if not end:
             return await done
         self.worker, self.finished = None, True
@@ -88,9 +167,42 @@ class RequestTransaction:
         return await asyncio.shield(done)
 
 
+class _UnitExecutor(concurrent.futures.Executor):
+    """asgiref's thread-sensitive calls (Django's async ORM) sent to the unit's worker.
+
+    ThreadSensitiveContext(executor=unit.executor) makes `sync_to_async` submit here
+    from the event loop; each call becomes a trip inside the unit's transaction.
+    """
+
+    def __init__(self, unit: UnitOfWork) -> None:
+        self.unit = unit
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[T]:
+        result: concurrent.futures.Future[T] = concurrent.futures.Future()
+        trip = asyncio.ensure_future(self.unit.run(_bind(fn, args, kwargs)))
+
+        def settle(done: asyncio.Future[T]) -> None:
+            if done.cancelled():
+                result.cancel()
+            elif done.exception() is not None:
+                result.set_exception(done.exception())
+            else:
+                result.set_result(done.result())
+
+        trip.add_done_callback(settle)
+        return result
+
+
+def current_unit() -> UnitOfWork:
+    unit = _current.get()
+    if unit is None:
+        raise RuntimeError("run_db() is for code serving a request (arv.pipeline opens its unit of work)")
+    return unit
+
+
 async def run_db(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     """Run fn on the current request's database worker, inside the request's transaction."""
-    return await _current_unit().run(_bind(fn, args, kwargs))
+    return await current_unit().run(_bind(fn, args, kwargs))
 
 
 async def finish_db(schema: Any, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
@@ -102,14 +214,13 @@ async def finish_db(schema: Any, fn: Callable[..., Any], /, *args: Any, **kwargs
     """
     shape = _adapter(schema).validate_python
     bound = _bind(fn, args, kwargs)
-    return await _current_unit().run(lambda: shape(bound()), last=True)
+    return await current_unit().run(lambda: shape(bound()), last=True)
 
 
-def _current_unit() -> RequestTransaction:
-    current = _current.get()
-    if current is None:
-        raise RuntimeError("run_db() is for code running inside RequestTransactionMiddleware")
-    return current
+def outside_database() -> None:
+    """Call before a view acts outside the database (a file, a remote service): its request
+    is then never run a second time after a deadlock."""
+    current_unit().outside_database()
 
 
 def _bind(fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Callable[[], T]:
@@ -121,20 +232,33 @@ def _adapter(schema: Any) -> TypeAdapter[Any]:
     return TypeAdapter(schema)
 
 
-def _step(fn: Callable[[], T], begin: bool, end: bool, commit: bool) -> T:
+def _succeeded(response: Any) -> bool:
+    return response.status_code < 400
+
+
+def _never(_: Any) -> bool:
+    return False
+
+
+def _step(unit: UnitOfWork, fn: Callable[[], T], begin: bool, end: bool, commit: Callable[[T], bool]) -> T:
     """One trip to the worker: begin the transaction if asked, run fn, end it if asked
-    (committing only if asked to and fn succeeded)."""
-    if begin:
-        _begin()
+    (committing only if fn succeeded and commit(result) says so)."""
     try:
-        result = fn()
-    except BaseException:
+        if begin:
+            _begin()
+        try:
+            result = fn()
+        except BaseException:
+            if end:
+                _end(commit=False)
+            raise
         if end:
-            _end(commit=False)
+            _end(commit=commit(result))
+        return result
+    except DATABASE_ERRORS as exc:
+        if unit.failure is None:
+            unit.failure = exc
         raise
-    if end:
-        _end(commit=commit)
-    return result
 
 
 def _nothing() -> None:
@@ -162,23 +286,3 @@ def _end(commit: bool) -> None:
     finally:
         for conn in connections.all(initialized_only=True):
             conn.close_if_unusable_or_obsolete()
-
-
-class RequestTransactionMiddleware(AsyncOnlyMiddleware):
-    """Wraps each API request in one RequestTransaction."""
-
-    async def __call__(self, request: HttpRequest) -> HttpResponse:
-        unit = RequestTransaction(get_pool())
-        token = _current.set(unit)
-        try:
-            response = await self.get_response(request)
-        except BaseException:
-            await asyncio.shield(unit.finish(commit=False))
-            raise
-        finally:
-            _current.reset(token)
-        try:
-            await unit.finish(commit=response.status_code < 400)
-        except DatabaseError as exc:
-            return database_error_response(exc)
-        return response

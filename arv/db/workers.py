@@ -74,6 +74,17 @@ def in_database_worker() -> bool:
     return getattr(worker_state, "worker", None) is not None
 
 
+def set_unit_deadlines(sender, connection, **kwargs) -> None:
+    """connection_created receiver: a worker's PostgreSQL session gets DB_STATEMENT_TIMEOUT and
+    DB_IDLE_IN_TRANSACTION_TIMEOUT. Only workers': `manage.py migrate` may run longer."""
+    if connection.vendor != "postgresql" or not in_database_worker():
+        return
+    with connection.cursor() as cursor:
+        for name, ms in settings.DATABASE_POOL.deadlines.items():
+            if ms:  # one statement per execute: server-side binding allows no more
+                cursor.execute(f"SET {name} = {int(ms)}")
+
+
 def close_thread_connections() -> None:
     """Close every connection this thread opened (a thread about to die leaks them otherwise)."""
     for conn in connections.all(initialized_only=True):
@@ -207,18 +218,18 @@ class DatabaseWorkerPool:
 
     # -- leasing, on the event loop -------------------------------------------------
 
+    def try_acquire(self) -> DatabaseWorker | None:
+        """Lease a worker without waiting: an idle one, or a new one while under the bound."""
+        with self._lock:
+            return self._take()
+
     async def acquire(self) -> DatabaseWorker:
         """Lease a worker: an idle one, a new one while under the bound, else wait in line."""
         loop = asyncio.get_running_loop()
         with self._lock:
-            if self._closed:
-                raise PoolClosed("the database pool is closed")
-            if self._idle:
-                worker = self._idle.pop()  # the most recently used: its connection is warm
-                worker.busy_since = time.monotonic()
+            worker = self._take()
+            if worker is not None:
                 return worker
-            if len(self._workers) < self.config.max_connections:
-                return self._spawn()
             waiter: asyncio.Future[DatabaseWorker] = loop.create_future()
             self._waiters.append(waiter)
         timer = loop.call_later(self.config.timeout, self._expire, waiter)
@@ -232,6 +243,18 @@ class DatabaseWorkerPool:
             raise
         finally:
             timer.cancel()
+
+    def _take(self) -> DatabaseWorker | None:
+        # Caller holds the lock.
+        if self._closed:
+            raise PoolClosed("the database pool is closed")
+        if self._idle:
+            worker = self._idle.pop()  # the most recently used: its connection is warm
+            worker.busy_since = time.monotonic()
+            return worker
+        if len(self._workers) < self.config.max_connections:
+            return self._spawn()
+        return None
 
     def release(self, worker: DatabaseWorker) -> None:
         """Give a leased worker back (its unit of work is finished)."""

@@ -8,3 +8,5 @@ os.environ.setdefault("DJANGO_DEBUG", "false")
 os.environ.setdefault("DB_POOL_SIZE", "4")
 os.environ.setdefault("DB_MAX_OVERFLOW", "2")
 os.environ.setdefault("DB_POOL_TIMEOUT", "5")
+# Tests never read the operator's .env (bin/serve writes one): settings load this instead.
+os.environ["ARV_ENV_FILE"] = os.devnull

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import httpx
@@ -111,16 +111,17 @@ def member_of(client_for, transactional_db) -> Callable[..., httpx.Client]:
 
 @pytest.fixture
 def start_server(tmp_path, collected_static) -> Iterator[Callable[..., UvicornProcess]]:
-    """start_server(database_url=None, **env) -> `uvicorn arv.asgi:application` in its own process.
+    """start_server(database_url=None, uvicorn_args=(), **env) -> `uvicorn arv.asgi:application` in its own process.
 
-    On the test database unless told otherwise, with SERVER_POOL's bounds and env on top;
-    its output goes to a log file (server.output()). Every server is stopped afterwards.
+    On the test database unless told otherwise, with SERVER_POOL's bounds and env on top,
+    and uvicorn_args added to uvicorn's options (e.g. ("--root-path", "/arv")); its output
+    goes to a log file (server.output()). Every server is stopped afterwards.
     """
     from arv.testing.postgres import current_database_url
 
     servers: list[UvicornProcess] = []
 
-    def start(database_url: str | None = None, **env: str) -> UvicornProcess:
+    def start(database_url: str | None = None, uvicorn_args: Sequence[str] = (), **env: str) -> UvicornProcess:
         server = UvicornProcess(
             {
                 "DATABASE_URL": database_url or current_database_url(),
@@ -129,6 +130,7 @@ def start_server(tmp_path, collected_static) -> Iterator[Callable[..., UvicornPr
                 **env,
             },
             log_path=tmp_path / f"uvicorn-{len(servers)}.log",
+            args=uvicorn_args,
         )
         servers.append(server)
         return server

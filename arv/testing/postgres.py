@@ -7,6 +7,7 @@ import pwd
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -57,6 +58,27 @@ class DatabaseObserver:
             [self.dbname, APPLICATION_NAME, self.ignore_pids],
         ).fetchall()
         return len(rows)
+
+
+class PeakBackends:
+    """Samples ARV's backends on the database while a load runs."""
+
+    def __init__(self, observer: DatabaseObserver) -> None:
+        self.observer, self.peak, self._stop = observer, 0, threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, len(self.observer.backends()))
+            time.sleep(0.01)
+
+    def __enter__(self) -> PeakBackends:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def _as_postgres(args: list[str], **kwargs) -> subprocess.CompletedProcess:

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -39,8 +39,14 @@ def wait_for_http(url: str, timeout: float = 20.0) -> None:
 
 @contextmanager
 def uvicorn_in_thread() -> Iterator[str]:
-    """arv.asgi under uvicorn on a free port, sharing this process's settings and test database."""
-    from arv.asgi import application
+    """ARV's pipeline under uvicorn on a free port, sharing this process's settings and test database.
+
+    Without the guard against connections outside database workers: this process's own
+    threads (pytest's) use the database too. Servers in their own process have it.
+    """
+    from arv.pipeline import Pipeline
+
+    application = Pipeline(guard_connections=False)
 
     port = free_port()
     config = uvicorn.Config(application, host="127.0.0.1", port=port, lifespan="on", log_level="warning")
@@ -59,7 +65,10 @@ def uvicorn_in_thread() -> Iterator[str]:
 class UvicornProcess:
     """`uvicorn arv.asgi:application` as an operator runs it, with its own environment."""
 
-    def __init__(self, env: dict[str, str], workers: int = 1, log_path: Path | None = None) -> None:
+    def __init__(
+        self, env: dict[str, str], workers: int = 1, log_path: Path | None = None, args: Sequence[str] = ()
+    ) -> None:
+        """args: more uvicorn options, e.g. ("--root-path", "/arv")."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -79,6 +88,7 @@ class UvicornProcess:
                 "--no-access-log",
                 "--timeout-graceful-shutdown",
                 "20",
+                *args,
             ],
             cwd=PROJECT_DIR,
             env={**os.environ, **env},

@@ -20,7 +20,7 @@ from django.db import connection
 
 from arv.auth.tokens import token_issue
 from arv.testing.fixtures import SERVER_POOL
-from arv.testing.postgres import DatabaseObserver, ThrowawayCluster, current_database_url, hold_lock_on_companies
+from arv.testing.postgres import PeakBackends, ThrowawayCluster, current_database_url, hold_lock_on_companies
 from arv.testing.servers import UvicornProcess
 
 pytestmark = [
@@ -51,27 +51,6 @@ def _hammer(url: str, token: str, path: str, clients: int, requests_each: int) -
 
     with ThreadPoolExecutor(clients) as pool:
         return [status for statuses in pool.map(one_client, range(clients)) for status in statuses]
-
-
-class PeakBackends:
-    """Samples ARV's backends on the database while a load runs."""
-
-    def __init__(self, observer: DatabaseObserver) -> None:
-        self.observer, self.peak, self._stop = observer, 0, threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _sample(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, len(self.observer.backends()))
-            time.sleep(0.01)
-
-    def __enter__(self) -> PeakBackends:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def test_connections_are_reused_across_requests(start_server, token, company, observer):
@@ -173,7 +152,7 @@ def test_db_echo_logs_every_statement_with_debug_off(start_server, token, compan
     assert 'FROM "companies_company"' in output
 
 
-def test_the_admin_leaves_no_connection_behind(start_server, observer, django_user_model, company):
+def test_admin_pages_reuse_the_workers_connections(start_server, observer, django_user_model, company):
     django_user_model.objects.create_superuser("boss", password="pw-for-tests-123")
     server = start_server()
     with httpx.Client(base_url=server.url, follow_redirects=True) as browser:
@@ -186,10 +165,13 @@ def test_the_admin_leaves_no_connection_behind(start_server, observer, django_us
                 "csrfmiddlewaretoken": browser.cookies["csrftoken"],
             },
         )
-        for _ in range(20):
+        assert browser.get("/admin/companies/company/").status_code == 200  # warm
+        before = observer.sessions_opened()
+        for _ in range(50):
             assert browser.get("/admin/companies/company/").status_code == 200
-    time.sleep(0.2)
-    assert observer.backends() == []
+        assert observer.sessions_opened() == before  # every page on a kept connection
+    assert 0 < len(observer.backends()) <= BOUND
+    assert observer.backends("idle in transaction") == []
 
 
 def test_dbstatus_shows_the_bound_and_the_connections(settings):

@@ -1,4 +1,4 @@
-"""arv.db.transaction: one API request, one transaction, decided by the response."""
+"""arv.db.transaction: one request, one transaction, decided by the response."""
 
 import asyncio
 import json
@@ -8,8 +8,8 @@ from django.db import connection as main_connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from pydantic import BaseModel, ConfigDict
 
-from arv.db.transaction import RequestTransactionMiddleware, finish_db, run_db
-from arv.db.workers import close_pool, in_database_worker
+from arv.db.transaction import UnitOfWork, finish_db, run_db
+from arv.db.workers import close_pool, get_pool, in_database_worker
 from companies.models import Company
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -27,9 +27,12 @@ def _create(name: str) -> int:
 
 
 def _serve(view) -> HttpResponse:
-    """Run view(request) inside the middleware, on an event loop, as the API handler does."""
-    middleware = RequestTransactionMiddleware(view)
-    return asyncio.run(middleware(HttpRequest()))
+    """Run view(request) in a unit of work, on an event loop, as the pipeline does."""
+    return asyncio.run(_in_unit(view))
+
+
+async def _in_unit(view) -> HttpResponse:
+    return await UnitOfWork(get_pool()).serve(lambda: view(HttpRequest()))
 
 
 def test_a_successful_response_commits():
@@ -104,8 +107,8 @@ def test_finish_db_shapes_the_answer_and_commits_before_the_view_returns():
     async def view(request):
         answer = await finish_db(CompanyName, _created, "Finished")
         # Committed already: a second request's unit of work sees the row.
-        other = RequestTransactionMiddleware(lambda r: _visible(r, committed, "Finished"))
-        seen_from_outside.append(json.loads((await other(HttpRequest())).content))
+        other = await _in_unit(lambda r: _visible(r, committed, "Finished"))
+        seen_from_outside.append(json.loads(other.content))
         return JsonResponse({"type": type(answer).__name__, "name": answer.name}, status=201)
 
     response = _serve(view)

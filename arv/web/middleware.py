@@ -1,4 +1,4 @@
-"""API_MIDDLEWARE: async-only (no thread hops), so every /api/ answer is JSON."""
+"""API_MIDDLEWARE: async-only, so the API's stack costs no thread hop."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ from typing import Any
 
 from asgiref.sync import markcoroutinefunction
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.middleware.security import SecurityMiddleware
 
 BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 
 class AsyncOnlyMiddleware:
     """Base of every API_MIDDLEWARE class: async-only, so Django's handler adds no thread
-    hop around it (arv.asgi.ApiHandler refuses any other)."""
+    hop around it (arv.pipeline.ApiHandler refuses any other)."""
 
     async_capable = True
     sync_capable = False
@@ -23,17 +24,29 @@ class AsyncOnlyMiddleware:
         markcoroutinefunction(self)
 
 
+class ApiSecurityMiddleware(AsyncOnlyMiddleware):
+    """What the admin's SecurityMiddleware and CommonMiddleware check, for the API: the Host
+    header against ALLOWED_HOSTS (400), the HTTPS redirect, HSTS and the other security
+    headers. Django's own SecurityMiddleware does the work; calling its hooks directly
+    spares the thread hop Django would add around a sync-capable middleware."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        super().__init__(get_response)
+        self.security = SecurityMiddleware(get_response)
+
+    async def __call__(self, request: HttpRequest) -> HttpResponse:
+        request.get_host()  # raises DisallowedHost (400) for a host not in ALLOWED_HOSTS
+        redirect = self.security.process_request(request)
+        if redirect is not None:
+            return redirect
+        response = await self.get_response(request)
+        return self.security.process_response(request, response)
+
+
 class JsonApiMiddleware(AsyncOnlyMiddleware):
-    """Bodies must be declared JSON (415 otherwise); Django's HTML 404/405 become JSON."""
+    """Bodies must be declared JSON (415 otherwise)."""
 
     async def __call__(self, request: HttpRequest) -> HttpResponse:
         if request.method in BODY_METHODS and request.body and request.content_type != "application/json":
             return JsonResponse({"detail": "Send the body as JSON (Content-Type: application/json)."}, status=415)
-        response = await self.get_response(request)
-        if response.status_code in (404, 405) and not response.get("Content-Type", "").startswith("application/json"):
-            detail = "Not found." if response.status_code == 404 else f"Method {request.method} is not allowed here."
-            json_response = JsonResponse({"detail": detail}, status=response.status_code)
-            if "Allow" in response:
-                json_response["Allow"] = response["Allow"]
-            return json_response
-        return response
+        return await self.get_response(request)

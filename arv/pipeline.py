@@ -1,0 +1,362 @@
+"""The one request pipeline: every HTTP request ARV serves goes through Pipeline.http().
+
+    1. static file?        ServeStatic answers it; no worker, no body read.
+    2. limits before work  Content-Length over ARV_MAX_BODY_BYTES: 413 before the body
+                           is read; a chunked body is cut off at the limit.
+    3. Django's request    ASGIRequest, request_started (Django's signal, as its handler).
+    4. unit of work        arv.db.transaction.UnitOfWork: at most one leased database
+                           worker, one transaction. A client that leaves while
+                           the request waits for a worker is not run.
+         /api/...          ApiHandler: API_MIDDLEWARE (async-only) and the async view
+                           on the event loop; `run_db`/`finish_db` and Django's async
+                           ORM run on the unit's worker. No thread of its own.
+         everything else   SiteHandler: Django's sync MIDDLEWARE and view (the admin)
+                           run on the unit's worker in one trip, as WSGI would run them
+                           on its thread.
+       the outcome decides: status < 400 commits, anything else rolls back. A
+       deadlock or serialization failure runs the request once more (a fresh unit)
+       unless it acted outside the database; an unreachable database is 503 with
+       Retry-After; anything else the error it is.
+    5. /api/ answers JSON  an error page Django made (400, 404, 500, ...) becomes
+                           {"detail": ...}; the API never answers HTML.
+    6. send, close         response.close() sends request_finished.
+
+The lifespan protocol (which Django does not speak) checks the connection budget
+at start-up and closes every database connection at shutdown.
+
+Invariant: in a server process, a database connection is only ever opened on a
+database worker (guard_connections), so the bound DB_POOL_SIZE + DB_MAX_OVERFLOW
+holds for the admin, the API and anything a contributor adds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import tempfile
+import threading
+
+from asgiref.sync import iscoroutinefunction
+from django.conf import settings
+from django.core import signals
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, ASGIRequest, get_script_prefix
+from django.core.handlers.exception import convert_exception_to_response
+from django.db.backends.signals import connection_created
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseNotFound, JsonResponse
+from django.urls import set_script_prefix
+from django.utils.module_loading import import_string
+
+from arv.db.budget import warn_if_budget_too_large
+from arv.db.errors import DATABASE_ERRORS, Failure, classify, database_error_response, describe_unavailable
+from arv.db.transaction import ClientDisconnected, UnitOfWork, current_unit
+from arv.db.workers import close_pool, get_pool, in_database_worker
+from arv.web.static import static_files_middleware
+
+logger = logging.getLogger("arv")
+
+API_PREFIX = "/api/"
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class UnitAborted(BaseException):
+    """A sync view's database failure that the pipeline, not Django's 500 page, answers
+    (a deadlock to run again, an unreachable database). A BaseException, so that
+    Django's exception-to-response conversion lets it through."""
+
+
+class ConnectionOutsideWorker(RuntimeError):
+    pass
+
+
+class Pipeline:
+    """The ASGI application (arv.asgi.application)."""
+
+    def __init__(self, *, guard_connections: bool = True) -> None:
+        self.api = ApiHandler()
+        self.site = SiteHandler()
+        self.static = static_files_middleware(_static_not_found)
+        self.max_body = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        if guard_connections:
+            connection_created.connect(refuse_connections_outside_workers, dispatch_uid="arv.pipeline.guard")
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            await self.http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self.lifespan(receive, send)
+        else:
+            raise ValueError(f"ARV serves HTTP, not {scope['type']}")
+
+    async def http(self, scope, receive, send) -> None:
+        path = path_info(scope)
+        is_api = path.startswith(API_PREFIX) or path == API_PREFIX.rstrip("/")
+        handler = self.api if is_api else self.site
+        # 1. Static files: nothing to read, nothing to lease.
+        if path.startswith(self.static.static_prefix):
+            await self.serve_static(scope, send)
+            return
+        # 2. Limits before work.
+        if declared_length(scope) > self.max_body:
+            await handler.send_response(too_large(self.max_body, is_api), send)
+            return
+        try:
+            body = await read_body(receive, self.max_body)
+        except RequestAborted:
+            return
+        except BodyTooLarge:
+            await handler.send_response(too_large(self.max_body, is_api), send)
+            return
+        try:
+            # 3. Django's request.
+            set_script_prefix(get_script_prefix(scope))
+            signals.request_started.send(sender=handler.__class__, scope=scope)
+            request, response = handler.create_request(scope, body)
+            if request is not None:
+                # 4. Its unit of work.
+                response = await self.respond(handler, scope, body, request, receive)
+                if response is None:
+                    return  # the client left before it was served
+            # 5. The API answers JSON only.
+            if is_api:
+                response = as_json(response, request)
+            # 6. Send, close.
+            try:
+                await handler.send_response(response, send)
+            finally:
+                response.close()
+        finally:
+            body.close()
+
+    async def respond(self, handler, scope, body, request, receive) -> HttpResponseBase | None:
+        """Run the request in a unit of work; once more in a fresh one after a deadlock."""
+        disconnected = functools.partial(wait_for_disconnect, receive)
+        for attempt in (1, 2):
+            unit = UnitOfWork(get_pool(), disconnected=disconnected)
+            try:
+                response = await handler.respond(request, unit)
+            except ClientDisconnected:
+                return None
+            except UnitAborted:
+                response = None
+            except DATABASE_ERRORS as exc:  # leasing or beginning failed: nothing ran
+                unit.failure = unit.failure or exc
+                response = None
+            failure = classify(unit.failure) if unit.failure is not None else None
+            if failure is Failure.TRANSIENT and unit.retryable and attempt == 1:
+                logger.info("%s %s: %s, running it once more", request.method, request.path, _reason(unit.failure))
+                body.seek(0)
+                request, error = handler.create_request(scope, body)
+                if request is None:
+                    return error
+                continue
+            if response is None or (failure not in (None, Failure.FAULT) and response.status_code == 500):
+                # Nothing answered, or Django's 500 page for what is an outage or a conflict.
+                response = handler.failure_response(unit.failure)
+            return response
+        raise AssertionError("unreachable")
+
+    async def serve_static(self, scope, send) -> None:
+        request = ASGIRequest(scope, tempfile.SpooledTemporaryFile())
+        response = await self.static(request)
+        try:
+            await self.site.send_response(response, send)
+        finally:
+            response.close()
+
+    async def lifespan(self, receive, send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await check_connection_budget()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                # In-flight requests are done (uvicorn waits for them first).
+                await asyncio.to_thread(close_pool)
+                logger.info("database connections closed")
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+class ApiHandler(ASGIHandler):
+    """/api/: API_MIDDLEWARE and async views on the event loop, database work on the unit's worker."""
+
+    def load_middleware(self, is_async: bool = True) -> None:
+        # Django's load_middleware reads settings.MIDDLEWARE; the API has its own, async-only
+        # list (a sync middleware would cost a trip to the worker per hook).
+        self._view_middleware = []
+        self._template_response_middleware = []
+        self._exception_middleware = []
+        handler = convert_exception_to_response(self._get_response_async)
+        for path in reversed(settings.API_MIDDLEWARE):
+            middleware = import_string(path)
+            if not getattr(middleware, "async_capable", False) or getattr(middleware, "sync_capable", True):
+                raise TypeError(f"{path}: API middleware must be async-only (it would cost a thread hop)")
+            handler = convert_exception_to_response(middleware(handler))
+        self._middleware_chain = handler
+
+    async def respond(self, request: HttpRequest, unit: UnitOfWork) -> HttpResponseBase | None:
+        return await unit.serve(functools.partial(self.get_response_async, request))
+
+    def failure_response(self, exc: BaseException) -> HttpResponseBase:
+        return database_error_response(exc)
+
+
+class SiteHandler(ASGIHandler):
+    """Everything but /api/ (the admin): Django's sync MIDDLEWARE and view, in one trip to the worker."""
+
+    def load_middleware(self, is_async: bool = False) -> None:
+        super().load_middleware(is_async=False)
+
+    async def respond(self, request: HttpRequest, unit: UnitOfWork) -> HttpResponseBase:
+        return await unit.serve_sync(functools.partial(self.get_response_on_worker, request))
+
+    def get_response_on_worker(self, request: HttpRequest) -> HttpResponseBase:
+        set_script_prefix(request.META["SCRIPT_NAME"] or "/")  # script prefixes are per thread
+        return self.get_response(request)
+
+    def make_view_atomic(self, view):
+        """Where Django applies ATOMIC_REQUESTS: the request already is one transaction; a
+        database failure the pipeline answers better than a 500 page escapes Django's."""
+        view = super().make_view_atomic(view)
+        if iscoroutinefunction(view):
+            return view
+
+        @functools.wraps(view)
+        def noting_failures(request, *args, **kwargs):
+            try:
+                return view(request, *args, **kwargs)
+            except DATABASE_ERRORS as exc:
+                unit = current_unit()
+                unit.failure = unit.failure or exc
+                if classify(exc) in (Failure.TRANSIENT, Failure.UNAVAILABLE):
+                    raise UnitAborted() from exc
+                raise
+
+        return noting_failures
+
+    def failure_response(self, exc: BaseException) -> HttpResponseBase:
+        failure = classify(exc)
+        if failure is Failure.UNAVAILABLE:
+            logger.warning(
+                "database unavailable (%s): %s", describe_unavailable(exc), type(exc.__cause__ or exc).__name__
+            )
+            response = HttpResponse(
+                f"503 Service Unavailable: the database is unavailable ({describe_unavailable(exc)}). Try again shortly.",
+                status=503,
+                content_type="text/plain; charset=utf-8",
+            )
+            response["Retry-After"] = database_error_response(exc)["Retry-After"]
+            return response
+        if failure in (Failure.TRANSIENT, Failure.CONFLICT):
+            return HttpResponse(
+                "409 Conflict: a concurrent change got in the way. Go back and try again.",
+                status=409,
+                content_type="text/plain; charset=utf-8",
+            )
+        logger.error("database fault answered with 500", exc_info=exc)
+        return HttpResponse("500 Internal Server Error", status=500, content_type="text/plain; charset=utf-8")
+
+
+def path_info(scope) -> str:
+    """The path below the mount point (--root-path), as Django's request sees it."""
+    path, root = scope["path"], get_script_prefix(scope).rstrip("/")
+    return path.removeprefix(root) if root and path.startswith(root + "/") else path
+
+
+def declared_length(scope) -> int:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return 0  # h11/httptools refuse such requests before they reach us
+    return 0
+
+
+async def read_body(receive, limit: int) -> tempfile.SpooledTemporaryFile:
+    """The request body, refused (BodyTooLarge) as soon as it grows past limit."""
+    body = tempfile.SpooledTemporaryFile(max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE, mode="w+b")
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            body.close()
+            raise RequestAborted()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            body.close()
+            raise BodyTooLarge()
+        body.write(chunk)
+        if not message.get("more_body", False):
+            body.seek(0)
+            return body
+
+
+async def wait_for_disconnect(receive) -> None:
+    """Returns when the client has gone (the body is read: the next message is the disconnect)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+def too_large(limit: int, is_api: bool) -> HttpResponse:
+    text = f"The request body is over {limit} bytes."
+    response = JsonResponse({"detail": text}, status=413) if is_api else HttpResponse(text, status=413)
+    response["Connection"] = "close"  # the rest of the body is not read
+    return response
+
+
+def as_json(response: HttpResponseBase, request: HttpRequest | None) -> HttpResponseBase:
+    """An error page Django or a middleware made, as API.md's {"detail": ...}."""
+    if response.status_code < 400 or response.get("Content-Type", "").startswith("application/json"):
+        return response
+    if response.status_code == 404:
+        detail = "Not found."
+    elif response.status_code == 405 and request is not None:
+        detail = f"Method {request.method} is not allowed here."
+    elif response.status_code >= 500:
+        detail = "Internal server error." if response.status_code == 500 else f"{response.reason_phrase}."
+    else:
+        detail = f"{response.reason_phrase}."
+    json_response = JsonResponse({"detail": detail}, status=response.status_code)
+    for header in ("Allow", "Retry-After", "WWW-Authenticate", "Location", "Connection"):
+        if header in response:
+            json_response[header] = response[header]
+    response.close()
+    return json_response
+
+
+def refuse_connections_outside_workers(sender, connection, **kwargs) -> None:
+    """connection_created receiver: the bound holds only if workers are the only connectors.
+
+    The main thread runs the event loop, where Django itself refuses the sync ORM;
+    any other thread (asgiref's shared one, asyncio.to_thread, a view's own thread)
+    would hold a connection nobody bounds or upkeeps.
+    """
+    if in_database_worker() or threading.current_thread() is threading.main_thread():
+        return
+    connection.close()
+    raise ConnectionOutsideWorker(
+        f"a database connection was opened on thread {threading.current_thread().name!r}, which is not a "
+        "database worker: use run_db() or Django's async ORM inside a request (README, Architecture)"
+    )
+
+
+async def check_connection_budget() -> None:
+    try:
+        await UnitOfWork(get_pool()).run(warn_if_budget_too_large, last=True)
+    except DATABASE_ERRORS as exc:
+        logger.warning("could not check the connection budget (database unreachable: %s)", _reason(exc))
+
+
+async def _static_not_found(request: HttpRequest) -> HttpResponse:
+    return HttpResponseNotFound("Not found.", content_type="text/plain; charset=utf-8")
+
+
+def _reason(exc: BaseException | None) -> str:
+    return type(exc.__cause__ or exc).__name__ if exc is not None else "unknown"

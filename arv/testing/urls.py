@@ -1,0 +1,17 @@
+"""ARV's URLs plus test-only views (arv.testing.views): ARV_ROOT_URLCONF=arv.testing.urls."""
+
+from django.urls import path
+
+from arv.testing import views
+from arv.urls import urlpatterns as product_urlpatterns
+
+urlpatterns = [
+    path("api/test/async-orm", views.async_orm),
+    path("api/test/outside-worker", views.outside_worker),
+    path("api/test/lock-pair", views.async_lock_pair),
+    path("api/test/broken-query", views.broken_query),
+    path("site-test/write-then-fail", views.sync_write_then_fail),
+    path("site-test/lock-pair", views.sync_lock_pair),
+    path("site-test/slow", views.sync_slow),
+    *product_urlpatterns,
+]

@@ -1,0 +1,96 @@
+"""Views written the way a contributor would write them, for the pipeline's tests only.
+
+Served when ARV_ROOT_URLCONF=arv.testing.urls; never part of the product's URLs.
+"""
+
+from __future__ import annotations
+
+import time
+
+from asgiref.sync import sync_to_async
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from arv.db.transaction import outside_database
+from companies.models import Company
+
+
+def _backend() -> dict[str, object]:
+    """Which connection and transaction the calling code is on (run on a worker)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid(), txid_current()")
+        pid, txid = cursor.fetchone()
+    return {"pid": pid, "txid": txid, "in_atomic_block": connection.in_atomic_block}
+
+
+async def async_orm(request: HttpRequest) -> JsonResponse:
+    """Idiomatic async Django: every call below must run on the request's worker, in its transaction."""
+    name = request.GET["name"]
+    before = await sync_to_async(_backend)()
+    company = await Company.objects.acreate(name=name, slug=name.lower())
+    fetched = await Company.objects.aget(pk=company.pk)
+    await Company.objects.filter(pk=fetched.pk).aupdate(notes="updated in the same transaction")
+    names = [c.name async for c in Company.objects.filter(pk=company.pk)]
+    count = await Company.objects.filter(name=name).acount()
+    after = await sync_to_async(_backend)()
+    status = int(request.GET.get("status", 201))  # >= 400: the request fails, its writes must go
+    return JsonResponse({"before": before, "after": after, "names": names, "count": count}, status=status)
+
+
+async def outside_worker(request: HttpRequest) -> JsonResponse:
+    """What the guard refuses: the ORM on a thread of its own (thread_sensitive=False)."""
+    count = await sync_to_async(Company.objects.count, thread_sensitive=False)()
+    return JsonResponse({"count": count})
+
+
+def sync_write_then_fail(request: HttpRequest) -> HttpResponse:
+    """A sync (admin-style) view that writes and then fails: nothing of it may stay."""
+    name = request.GET["name"]
+    Company.objects.create(name=name, slug=name.lower())
+    if request.GET.get("fail"):
+        raise RuntimeError("the view failed after its write")
+    return HttpResponse(str(_backend()["pid"]))
+
+
+def _lock_in_order(first: str, second: str, pause: float) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM companies_company WHERE slug = %s FOR UPDATE", [first])
+        time.sleep(pause)
+        cursor.execute("SELECT 1 FROM companies_company WHERE slug = %s FOR UPDATE", [second])
+
+
+def sync_lock_pair(request: HttpRequest) -> HttpResponse:
+    """Locks two rows in the order given: two such requests in opposite orders deadlock."""
+    if request.GET.get("outside"):
+        outside_database()
+    _lock_in_order(request.GET["first"], request.GET["second"], float(request.GET.get("pause", 0.5)))
+    Company.objects.filter(slug=request.GET["first"]).update(notes=f"locked by {request.GET['first']} first")
+    return HttpResponse("locked")
+
+
+async def async_lock_pair(request: HttpRequest) -> JsonResponse:
+    """The same from an async view, through run_db (a deadlock retries the whole request)."""
+    from arv.db.transaction import run_db
+
+    if request.GET.get("outside"):
+        outside_database()
+    await run_db(_lock_in_order, request.GET["first"], request.GET["second"], float(request.GET.get("pause", 0.5)))
+    return JsonResponse({"locked": True})
+
+
+async def broken_query(request: HttpRequest) -> JsonResponse:
+    """A query against a column that does not exist (as after a migration the server has not seen)."""
+    from arv.db.transaction import run_db
+
+    def query() -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT no_such_column FROM companies_company")
+
+    await run_db(query)
+    return JsonResponse({})
+
+
+def sync_slow(request: HttpRequest) -> HttpResponse:
+    """Holds its worker for a while (the admin under a held lock, say)."""
+    time.sleep(float(request.GET.get("seconds", 1)))
+    return HttpResponse(str(_backend()["pid"]))
