@@ -47,9 +47,17 @@ from django.db.backends.signals import connection_created
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseNotFound, JsonResponse
 from django.urls import set_script_prefix
 from django.utils.module_loading import import_string
+from servestatic.middleware import ServeStaticMiddleware
 
 from arv.db.budget import warn_if_budget_too_large
-from arv.db.errors import DATABASE_ERRORS, Failure, classify, database_error_response, describe_unavailable
+from arv.db.errors import (
+    DATABASE_ERRORS,
+    RETRY_AFTER_SECONDS,
+    Failure,
+    classify,
+    database_error_response,
+    describe_unavailable,
+)
 from arv.db.transaction import ClientDisconnected, UnitOfWork, current_unit
 from arv.db.workers import close_pool, get_pool, in_database_worker
 from arv.web.static import static_files_middleware
@@ -79,7 +87,10 @@ class Pipeline:
     def __init__(self, *, guard_connections: bool = True) -> None:
         self.api = ApiHandler()
         self.site = SiteHandler()
-        self.static = static_files_middleware(_static_not_found)
+        # Built on the first static request, not now: STATIC_URL (and the static storage's
+        # URLs) take the script prefix (--root-path) on first use, which must be a request's.
+        self.static_prefix: str = settings.SERVESTATIC_STATIC_PREFIX
+        self._static: ServeStaticMiddleware | None = None
         self.max_body = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         if guard_connections:
             connection_created.connect(refuse_connections_outside_workers, dispatch_uid="arv.pipeline.guard")
@@ -97,7 +108,7 @@ class Pipeline:
         is_api = path.startswith(API_PREFIX) or path == API_PREFIX.rstrip("/")
         handler = self.api if is_api else self.site
         # 1. Static files: nothing to read, nothing to lease.
-        if path.startswith(self.static.static_prefix):
+        if path.startswith(self.static_prefix):
             await self.serve_static(scope, send)
             return
         # 2. Limits before work.
@@ -161,8 +172,11 @@ class Pipeline:
         raise AssertionError("unreachable")
 
     async def serve_static(self, scope, send) -> None:
+        if self._static is None:
+            set_script_prefix(get_script_prefix(scope))
+            self._static = static_files_middleware(_static_not_found)
         request = ASGIRequest(scope, tempfile.SpooledTemporaryFile())
-        response = await self.static(request)
+        response = await self._static(request)
         try:
             await self.site.send_response(response, send)
         finally:
@@ -250,7 +264,7 @@ class SiteHandler(ASGIHandler):
                 status=503,
                 content_type="text/plain; charset=utf-8",
             )
-            response["Retry-After"] = database_error_response(exc)["Retry-After"]
+            response["Retry-After"] = str(RETRY_AFTER_SECONDS)
             return response
         if failure in (Failure.TRANSIENT, Failure.CONFLICT):
             return HttpResponse(

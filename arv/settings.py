@@ -102,6 +102,9 @@ USE_TZ = True
 # has run (hashed, compressed, cached forever); before that, from the apps themselves
 # (arv.web.static).
 STATIC_URL = "static/"
+# Below the mount point (--root-path): Django adds the script prefix to STATIC_URL itself,
+# on first use, which must be during a request (arv.pipeline reads neither at start-up).
+SERVESTATIC_STATIC_PREFIX = "/" + STATIC_URL
 STATIC_ROOT = Path(os.environ.get("ARV_STATIC_ROOT", BASE_DIR / "staticfiles"))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

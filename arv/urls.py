@@ -10,5 +10,5 @@ admin.site.site_title = "ARV"
 urlpatterns = [
     path("api/", api.urls),
     path("admin/", admin.site.urls),
-    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),  # under --root-path too
 ]
