@@ -5,6 +5,7 @@ Served when ARV_ROOT_URLCONF=arv.testing.urls; never part of the product's URLs.
 
 from __future__ import annotations
 
+import threading
 import time
 
 from asgiref.sync import sync_to_async
@@ -94,3 +95,8 @@ def sync_slow(request: HttpRequest) -> HttpResponse:
     """Holds its worker for a while (the admin under a held lock, say)."""
     time.sleep(float(request.GET.get("seconds", 1)))
     return HttpResponse(str(_backend()["pid"]))
+
+
+async def threads(request: HttpRequest) -> JsonResponse:
+    """The server's threads, by name (no request may create one of its own)."""
+    return JsonResponse({"threads": sorted(thread.name for thread in threading.enumerate())})

@@ -178,6 +178,30 @@ def test_mixed_admin_api_and_health_load_stays_within_the_bound(start_server, ob
         browser.close()
 
 
+def test_no_request_gets_a_thread_of_its_own(start_server, boss, token, make_company):
+    company = make_company("Threads Co")
+    server = start_server(**TEST_VIEWS, DB_POOL_SIZE="2", DB_MAX_OVERFLOW="0")
+    browser = _admin_browser(server.url)
+    api = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+    def threads() -> list[str]:
+        return api.get("/api/test/threads").json()["threads"]
+
+    for _ in range(3):  # warm: a worker started, a 4xx logged
+        assert browser.get("/admin/companies/company/").status_code == 200
+        assert api.get(f"/api/companies/{company.id}").status_code == 200
+        assert api.get("/api/companies/999999").status_code == 404  # a 4xx is logged on a thread pool
+    before = threads()
+    for n in range(20):
+        assert browser.get(f"/admin/companies/company/{company.id}/change/").status_code == 200
+        assert api.get(f"/api/companies/{company.id}").status_code == 200
+        assert api.get("/api/test/async-orm", params={"name": f"Thread {n}"}).status_code == 201
+    assert threads() == before
+    assert 1 <= sum(name.startswith("arv-db-") for name in before) <= 2  # the workers, within the bound
+    browser.close()
+    api.close()
+
+
 # -- deadlocks, faults, clients that leave ----------------------------------------------------
 
 
