@@ -11,6 +11,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 
+from arv.db.transaction import outside_database
 from arv.web.errors import Conflict, InvalidInput
 from companies.access import require_staff
 from companies.selectors import company_get
@@ -95,6 +96,7 @@ def _probe(connection: StorageConnection) -> tuple[bool, str, bool]:
 def connection_test(*, user: AbstractBaseUser, connection_id: int) -> ConnectionTestResult:
     """Check the connection works; the outcome is stored on it, success or not."""
     connection = connection_get(user=user, connection_id=connection_id)
+    outside_database()  # the probe touches the disk: never run this request twice
     ok, message, writable = _probe(connection)
     connection.last_tested_at = timezone.now()
     connection.test_status = TestStatus.SUCCESS if ok else TestStatus.ERROR

@@ -218,9 +218,12 @@ async def finish_db(schema: Any, fn: Callable[..., Any], /, *args: Any, **kwargs
 
 
 def outside_database() -> None:
-    """Call before a view acts outside the database (a file, a remote service): its request
-    is then never run a second time after a deadlock."""
-    current_unit().outside_database()
+    """Call before acting outside the database (a file, a remote service): the request is
+    then never run a second time after a deadlock. Sync code may call it too (a service on
+    the worker sees its request's unit); outside a request it does nothing."""
+    unit = _current.get()
+    if unit is not None:
+        unit.outside_database()
 
 
 def _bind(fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Callable[[], T]:
