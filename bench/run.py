@@ -4,30 +4,45 @@
     bench/run --quick              # ~2 min: 1 worker, 1 repetition
     bench/run --peer-dir PATH      # also start the FastAPI peer from PATH and measure it side by side
     bench/run --peer http://127.0.0.1:8001 --peer-token T   # ... or point at a running peer
+    bench/run --baseline-dir PATH  # also measure another clone of ARV (e.g. the last commit), before/after
+    bench/run --quick --scenarios admin --skip-ceilings --profile-seconds 0 --conns 16,32   # the admin only
     bench/run --render bench/results/<timestamp>.json       # re-render a saved run's .md and .png
 
 What it does, on the local PostgreSQL (postgres@127.0.0.1:5432, or --pg):
   1. drops and creates the database arv_bench, runs `manage.py migrate`, seeds 10,000 companies
-     with 2 folders each (bench/seed.py) and creates a staff API token;
+     with 2 folders each and a superuser (bench/seed.py), creates a staff API token, and, for the
+     admin scenario, collects the static files into /tmp (the admin's templates need the manifest
+     with DEBUG off; the checkout's own staticfiles/ is left alone);
   2. for each worker count, starts `uvicorn arv.asgi:application --workers N` on a free port and
-     runs each scenario (detail, list, search, create, mix) at each concurrency with wrk
-     (bench/lua/scenario.lua): a warm-up, then --reps measured runs (the median is reported);
+     runs each scenario (detail, list, search, create, mix; admin if asked for) at each concurrency
+     with wrk (bench/lua/scenario.lua): a warm-up, then --reps measured runs (the median is
+     reported). Before the admin scenario it logs in over HTTP as a browser would (login form,
+     CSRF token, session cookie), and wrk sends that session's cookie; its runs are longer
+     (MIN_REQUESTS_PER_CONNECTION);
   3. measures the ceilings in the same run: a bare ASGI app (bench/bare_asgi.py), ARV's own stack
      with a view that touches no database (bench/arv_nodb.py), and the detail endpoint's SQL
      straight through psycopg (bench/dbceiling.py);
   4. optionally the peer (detail, list, create), and a py-spy profile of ARV's detail endpoint;
-  5. writes bench/results/<timestamp>.md, .json and .png and prints the table.
+  5. optionally a baseline: another clone of this repository (--baseline-dir, with its own .venv
+     from its bin/setup) on the same database, environment and load. Each scenario then runs on a
+     fresh server of the baseline and then of this checkout, one server at a time, so each one's
+     backends and sessions are its own and both read the same rows;
+  6. writes bench/results/<timestamp>.md, .json and .png and prints the table.
 
 While a scenario runs, a monitor thread polls pg_stat_activity (backends of the database under
 test) and the server's RSS (uvicorn and its children) every 100 ms; pg_stat_database.sessions
-before and after gives the new database sessions per 1,000 requests.
+before and after gives the new database sessions per 1,000 requests. Per request means per request
+served: wrk's completed ones and those still in flight when it stopped, which the server finishes
+before the next run (their sessions and CPU time are counted too).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import http.cookiejar
 import json
+import math
 import os
 import platform
 import re
@@ -40,6 +55,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -56,8 +72,18 @@ VENV_BIN = ROOT / ".venv" / "bin"
 PYTHON = str(VENV_BIN / "python") if (VENV_BIN / "python").exists() else sys.executable
 UVICORN = str(VENV_BIN / "uvicorn")
 
-ARV_SCENARIOS = ["detail", "list", "search", "create", "mix"]
+ARV_SCENARIOS = ["detail", "list", "search", "create", "mix", "admin"]
+# admin only when asked for: its runs are long (below), and would take the full run past 10 minutes.
+DEFAULT_SCENARIOS = ["detail", "list", "search", "create", "mix"]
 PEER_SCENARIOS = ["detail", "list", "create"]
+# A run's edges cut about one request per connection (they all start together; the last ones are
+# still in flight when wrk stops). An admin page costs ~100 ms of CPU, so a 2-3 s run would complete
+# only a few per connection: its runs last until about this many per connection have completed (as
+# the warm-up's rate predicts), at least --duration and at most MAX_RUN_SECONDS.
+MIN_REQUESTS_PER_CONNECTION = {"admin": 10}
+MAX_RUN_SECONDS = 30
+ADMIN_USERNAME, ADMIN_PASSWORD = "bench-admin", "bench-admin-password"
+ADMIN_CHANGELIST = "/admin/companies/company/"
 DB_POOL_MAX = 30  # DB_POOL_SIZE + DB_MAX_OVERFLOW defaults: what one ARV process may hold
 SCENARIO_TEXT = {
     "detail": "GET /api/companies/{random seeded id}",
@@ -65,6 +91,8 @@ SCENARIO_TEXT = {
     "search": "GET /api/companies?page_size=20&search={random number}",
     "create": "POST /api/companies (unique name)",
     "mix": "60% detail, 30% list, 10% create",
+    "admin": "GET /admin/companies/company/?p={random} (admin changelist, 100 rows a page) with a logged-in "
+    "superuser's session cookie; 3xx answers count as errors",
     "http": "bare ASGI app under uvicorn (small JSON)",
     "nodb": "ARV stack, ninja view without database (GET /api/bench/ping)",
     "db": "detail endpoint's SQL via psycopg (ping + BEGIN + 2 queries + COMMIT)",
@@ -237,6 +265,64 @@ class Server:
         self.proc = None
 
 
+@dataclass(frozen=True)
+class Checkout:
+    """A clone of the repository whose ARV the bench starts: this one, or --baseline-dir's."""
+
+    name: str  # rows' label prefix: "ARV", "baseline"
+    target: str  # rows' target: "arv", "baseline"
+    root: Path
+    python: str
+    uvicorn: str
+
+    @classmethod
+    def at(cls, name: str, target: str, root: Path) -> Checkout:
+        return cls(name, target, root, str(root / ".venv" / "bin" / "python"), str(root / ".venv" / "bin" / "uvicorn"))
+
+    @property
+    def static_root(self) -> Path:
+        # Outside the checkout: the bench writes nothing into a work tree.
+        return Path("/tmp") / f"arv-bench-static-{self.target}"
+
+    def git(self) -> str:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=self.root, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=self.root, capture_output=True, text=True)
+        return commit.stdout.strip() + (" (uncommitted changes)" if dirty.stdout.strip() else "")
+
+
+def admin_login(base_url: str, username: str, password: str) -> str:
+    """Log in to the admin as a browser would; returns the Cookie header wrk sends.
+
+    GET the login form (csrftoken cookie, csrfmiddlewaretoken field), POST it back with the
+    Referer a browser sends, keep the sessionid cookie. Then check that the changelist answers
+    200 itself: a redirect would mean the session is not accepted.
+    """
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    login_url = f"{base_url}/admin/login/?next=/admin/"
+    with opener.open(login_url, timeout=10) as response:
+        form = response.read().decode()
+    match = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form)
+    if not match:
+        raise RuntimeError(f"no csrfmiddlewaretoken in {login_url}")
+    fields = {"username": username, "password": password, "csrfmiddlewaretoken": match[1], "next": "/admin/"}
+    request = urllib.request.Request(
+        login_url, data=urllib.parse.urlencode(fields).encode(), headers={"Referer": login_url}
+    )
+    with opener.open(request, timeout=30) as response:  # 302 to /admin/, followed
+        response.read()
+    cookies = {cookie.name: cookie.value for cookie in jar}
+    if "sessionid" not in cookies:
+        raise RuntimeError(f"admin login as {username} failed: no sessionid cookie")
+    header = f"sessionid={cookies['sessionid']}; csrftoken={cookies.get('csrftoken', '')}"
+    check = urllib.request.Request(base_url + ADMIN_CHANGELIST, headers={"Cookie": header})
+    with urllib.request.urlopen(check, timeout=30) as response:
+        page = response.read().decode()
+        if response.geturl() != base_url + ADMIN_CHANGELIST or 'id="result_list"' not in page:
+            raise RuntimeError(f"{ADMIN_CHANGELIST} with the session did not answer the changelist")
+    return header
+
+
 # ----------------------------------------------------------------------------- monitor
 
 
@@ -318,8 +404,8 @@ class Monitor(threading.Thread):
 
 @dataclass
 class Cell:
-    target: str  # arv, peer, http, nodb, db
-    label: str  # "ARV 1w", "peer 1w", "HTTP ceiling 1w", ...
+    target: str  # arv, baseline, peer, http, nodb, db
+    label: str  # "ARV 1w", "baseline 1w", "peer 1w", "HTTP ceiling 1w", ...
     workers: int
     scenario: str
     connections: int
@@ -329,12 +415,16 @@ class Cell:
     monitor: dict[str, int] = field(default_factory=dict)
     db_connections: int | None = None
     server_cpu_s: float | None = None
+    duration_s: int | None = None
 
     def rps(self) -> list[float]:
         return [r["requests"] / (r["duration_us"] / 1e6) for r in self.reps]
 
     def summary(self) -> dict[str, Any]:
         requests = sum(r["requests"] for r in self.reps)
+        # Served: also those in flight when wrk stopped, which the server finished (drain) and whose
+        # sessions and CPU are counted. wrk's count alone would overstate both per request.
+        served = sum(r.get("sent", r["requests"]) for r in self.reps)
         errors = sum(sum(r["errors"].values()) for r in self.reps)
         rps = self.rps()
         new_sessions = self.sessions_after - self.sessions_before
@@ -349,23 +439,36 @@ class Cell:
             "rps_reps": [round(x, 1) for x in rps],
             "p50_ms": round(statistics.median(r["latency_us"]["p50"] for r in self.reps) / 1000, 2) if rps else None,
             "p99_ms": round(statistics.median(r["latency_us"]["p99"] for r in self.reps) / 1000, 2) if rps else None,
+            "duration_s": self.duration_s,
             "requests": requests,
+            "served": served,
             "errors": errors,
             "errors_detail": {
-                k: sum(r["errors"][k] for r in self.reps) for k in ("status", "connect", "read", "write", "timeout")
+                k: sum(r["errors"].get(k, 0) for r in self.reps)
+                for k in ("status", "redirect", "connect", "read", "write", "timeout")
             },
             "peak_backends": self.monitor.get("peak_backends"),
             "final_backends": self.monitor.get("backends"),
             "new_sessions": new_sessions,
-            "sessions_per_1k": round(new_sessions * 1000 / requests, 2) if requests else None,
-            "server_cpu_ms_per_req": round(self.server_cpu_s * 1000 / requests, 3)
-            if self.server_cpu_s is not None and requests
+            "sessions_per_1k": round(new_sessions * 1000 / served, 2) if served else None,
+            "server_cpu_ms_per_req": round(self.server_cpu_s * 1000 / served, 3)
+            if self.server_cpu_s is not None and served
             else None,
             "rss_mb": round(self.monitor.get("rss_kb", 0) / 1024, 1) if self.monitor.get("rss_kb") else None,
             "peak_rss_mb": round(self.monitor.get("peak_rss_kb", 0) / 1024, 1)
             if self.monitor.get("peak_rss_kb")
             else None,
         }
+
+
+def run_length(scenario: str, connections: int, seconds: int, warm: dict[str, Any]) -> int:
+    """Seconds per measured run: `seconds`, or longer for a slow scenario (MIN_REQUESTS_PER_CONNECTION)."""
+    per_connection = MIN_REQUESTS_PER_CONNECTION.get(scenario)
+    if not per_connection:
+        return seconds
+    rate = warm["requests"] / (warm["duration_us"] / 1e6)  # the warm-up's ramp makes it low: errs long
+    needed = math.ceil(per_connection * connections / rate) if rate else MAX_RUN_SECONDS
+    return max(seconds, min(MAX_RUN_SECONDS, needed))
 
 
 def parse_bench_json(output: str) -> dict[str, Any]:
@@ -386,10 +489,23 @@ class Bench:
         self.servers: list[Server] = []
         self.profile: dict[str, Any] | None = None
         self.started = time.monotonic()
+        self.main = Checkout("ARV", "arv", ROOT, PYTHON, UVICORN)
+        base = Path(args.baseline_dir).resolve() if args.baseline_dir else None
+        self.baseline = Checkout.at("baseline", "baseline", base) if base else None
 
     # -- wrk ---------------------------------------------------------------------------------
 
-    def wrk(self, base_url: str, mode: str, connections: int, seconds: int, token: str, ids: tuple[int, int], path="/"):
+    def wrk(
+        self,
+        base_url: str,
+        mode: str,
+        connections: int,
+        seconds: int,
+        token: str,
+        ids: tuple[int, int],
+        path="/",
+        cookie="",
+    ):
         self.run_counter += 1
         run_tag = f"{self.tag}-{self.run_counter}-{os.getpid()}"
         argv = [
@@ -410,6 +526,7 @@ class Bench:
             str(ids[1]),
             run_tag,
             path,
+            cookie or "-",
         ]
         out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + self.args.timeout + 30)
         if out.returncode != 0:
@@ -423,11 +540,12 @@ class Bench:
         requests are still being served after wrk exits; without this pause that work would run
         inside the next measurement window (at 128 connections, a large part of a short window).
         """
+        rps = last["requests"] / (last["duration_us"] / 1e6) if last["requests"] else 0
         if server is None:  # a peer we did not start: estimate from the last throughput
-            rps = last["requests"] / (last["duration_us"] / 1e6) if last["requests"] else 0
             time.sleep(min(5.0, connections / rps) if rps else 1.0)
             return
-        deadline = time.monotonic() + 10
+        # They take about connections / rps: slow pages (the admin's) may need more than 10 s.
+        deadline = time.monotonic() + min(60.0, max(10.0, 2 * connections / rps if rps else 10.0))
         pids = server.pids()
         while time.monotonic() < deadline:
             before = cpu_seconds(pids)
@@ -435,30 +553,33 @@ class Bench:
             if cpu_seconds(pids) - before < 0.015:  # < 15 % of one core: idle
                 return
 
-    def run_cell(self, cell: Cell, *, base_url: str, mode: str, token: str, ids, path="/", database=None, warmup=None):
+    def run_cell(
+        self, cell: Cell, *, base_url: str, mode: str, token: str, ids, path="/", cookie="", database=None, warmup=None
+    ):
         args = self.args
         duration = args.ceiling_duration if cell.target in ("http", "nodb") else args.duration
         server = self.monitor.server
         self.monitor.reset()
-        warm = self.wrk(base_url, mode, cell.connections, warmup or args.warmup, token, ids, path)
+        warm = self.wrk(base_url, mode, cell.connections, warmup or args.warmup, token, ids, path, cookie)
         self.drain(server, cell.connections, warm)
+        cell.duration_s = duration = run_length(cell.scenario, cell.connections, duration, warm)
         if database:
             cell.sessions_before = self.pg.sessions(database)
         cell.server_cpu_s = 0.0 if server else None
         for _ in range(args.reps):
             cpu_before = cpu_seconds(server.pids()) if server else 0.0
-            rep = self.wrk(base_url, mode, cell.connections, duration, token, ids, path)
-            if server:
-                cell.server_cpu_s += cpu_seconds(server.pids()) - cpu_before
+            rep = self.wrk(base_url, mode, cell.connections, duration, token, ids, path, cookie)
             cell.reps.append(rep)
             self.drain(server, cell.connections, rep)
+            if server:  # through the drain, like the sessions: the requests served, in flight ones too
+                cell.server_cpu_s += cpu_seconds(server.pids()) - cpu_before
         if database:
             cell.sessions_after = self.pg.sessions(database)
         cell.monitor = self.monitor.snapshot()
         self.cells.append(cell)
         s = cell.summary()
         log(
-            f"{cell.label:<16} {cell.scenario:<7} c={cell.connections:<4} {s['rps']:>9.1f} req/s  "
+            f"{cell.label:<16} {cell.scenario:<7} c={cell.connections:<4} {duration:>2} s {s['rps']:>9.1f} req/s  "
             f"p50 {s['p50_ms']:>8.1f} ms  p99 {s['p99_ms']:>8.1f} ms  err {s['errors']}  "
             f"backends {s['peak_backends']}/{s['final_backends']}  sess/1k {s['sessions_per_1k']}  "
             f"cpu {s['server_cpu_ms_per_req']} ms/req  rss {s['rss_mb']} MB"
@@ -467,7 +588,8 @@ class Bench:
 
     # -- setup -------------------------------------------------------------------------------
 
-    def arv_env(self, workers: int) -> dict[str, str]:
+    def arv_env(self, workers: int, checkout: Checkout | None = None) -> dict[str, str]:
+        checkout = checkout or self.main
         env = {k: v for k, v in os.environ.items() if not k.startswith("DB_")}  # DB_POOL_* etc.: defaults
         env.update(
             DATABASE_URL=self.pg.url(self.args.database),
@@ -475,7 +597,8 @@ class Bench:
             DJANGO_DEBUG="false",
             DJANGO_SETTINGS_MODULE="arv.settings",
             WEB_CONCURRENCY=str(workers),
-            PYTHONPATH=str(ROOT),
+            PYTHONPATH=str(checkout.root),
+            ARV_STATIC_ROOT=str(checkout.static_root),
         )
         return env
 
@@ -486,7 +609,7 @@ class Bench:
         env = self.arv_env(1)
         subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
         out = subprocess.run(
-            [PYTHON, str(BENCH / "seed.py"), str(args.companies), str(args.folders)],
+            [PYTHON, str(BENCH / "seed.py"), str(args.companies), str(args.folders), ADMIN_USERNAME, ADMIN_PASSWORD],
             cwd=ROOT,
             env=env,
             check=True,
@@ -505,7 +628,32 @@ class Bench:
         )
         self.token = out.stdout.strip().splitlines()[-1]
         self.pg.settle(args.database)
-        log(f"seeded ids {self.ids[0]}..{self.ids[1]} in {self.seed['seconds']}s; staff token created")
+        log(f"seeded ids {self.ids[0]}..{self.ids[1]} in {self.seed['seconds']}s; superuser and staff token created")
+
+    def collect_static(self, checkout: Checkout) -> None:
+        """The admin's templates look every static file up in the manifest (DEBUG is off)."""
+        log(f"{checkout.name}: collectstatic into {checkout.static_root}")
+        subprocess.run(
+            [checkout.python, "manage.py", "collectstatic", "--noinput", "-v", "0"],
+            cwd=checkout.root,
+            env=self.arv_env(1, checkout),
+            check=True,
+        )
+
+    def prepare_baseline(self, baseline: Checkout) -> None:
+        """Its own venv (its bin/setup, as bench/run does here); the database is this checkout's."""
+        log(f"baseline: {baseline.root} at git {baseline.git()}: bin/setup")
+        subprocess.run([str(baseline.root / "bin" / "setup")], check=True)
+        check = subprocess.run(
+            [baseline.python, "manage.py", "migrate", "--check", "-v", "0"],
+            cwd=baseline.root,
+            env=self.arv_env(1, baseline),
+            capture_output=True,
+            text=True,
+        )
+        if check.returncode != 0:  # unapplied migrations (or a failure: its last line says which)
+            last = (check.stderr.strip().splitlines() or ["unapplied migrations"])[-1]
+            log(f"WARNING baseline: `manage.py migrate --check` failed ({last}); it runs on this checkout's schema")
 
     def start_server(self, name: str, argv: list[str], env, cwd, ready_path: str, workers: int, port: int) -> Server:
         server = Server(name, argv, env, cwd, ready_path, port)
@@ -522,13 +670,16 @@ class Bench:
         return [uvicorn, app, "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
                 "--no-access-log", "--log-level", "warning", *(extra or [])]  # fmt: skip
 
-    def start_arv(self, workers: int, app: str = "arv.asgi:application", ready="/api/health") -> Server:
+    def start_arv(
+        self, workers: int, app: str = "arv.asgi:application", ready="/api/health", checkout: Checkout | None = None
+    ) -> Server:
+        checkout = checkout or self.main
         port = free_port()
         return self.start_server(
-            f"arv-{app.split(':')[0].replace('.', '_')}-w{workers}",
-            self.uvicorn_argv(app, port, workers),
-            self.arv_env(workers),
-            ROOT,
+            f"{checkout.target}-{app.split(':')[0].replace('.', '_')}-w{workers}",
+            self.uvicorn_argv(app, port, workers, uvicorn=checkout.uvicorn),
+            self.arv_env(workers, checkout),
+            checkout.root,
             ready,
             workers,
             port,
@@ -577,27 +728,51 @@ class Bench:
     # -- phases ------------------------------------------------------------------------------
 
     def run_arv(self, workers: int) -> None:
-        server = self.start_arv(workers)
+        """Without a baseline one server runs every scenario. With one, each scenario runs on a fresh
+        server of the baseline, then of this checkout: one server at a time (an idle one would hold
+        backends in the same database), and no other scenario's creates land between the two."""
+        scenarios = self.args.scenarios
+        batches = [[s] for s in scenarios] if self.baseline else [scenarios]
+        checkouts = [self.baseline, self.main] if self.baseline else [self.main]
+        profile = workers == 1 and self.args.profile_seconds > 0
+        for i, batch in enumerate(batches):
+            for checkout in checkouts:
+                # The profile runs on this checkout's last server, after its scenarios warmed it up.
+                self.run_checkout(checkout, workers, batch, profile and checkout is self.main and i == len(batches) - 1)
+
+    def run_checkout(self, checkout: Checkout, workers: int, scenarios: list[str], profile: bool) -> None:
+        server = self.start_arv(workers, checkout=checkout)
         self.monitor.watch(self.args.database, server)
-        label = f"ARV {workers}w"
+        label = f"{checkout.name} {workers}w"
         first = True
         try:
-            for scenario in self.args.scenarios:
+            cookie = self.login(server) if "admin" in scenarios else ""
+            for scenario in scenarios:
+                admin = scenario == "admin"  # a browser's session cookie, no API token
                 for c in self.args.conns:
                     self.run_cell(
-                        Cell("arv", label, workers, scenario, c),
+                        Cell(checkout.target, label, workers, scenario, c),
                         base_url=server.base_url,
                         mode=scenario,
-                        token=self.token,
+                        token="" if admin else self.token,
+                        cookie=cookie if admin else "",
                         ids=self.ids,
                         database=self.args.database,
                         warmup=self.args.warmup + 1 if first else None,
                     )
                     first = False
-            if workers == 1 and self.args.profile_seconds > 0:
+            if profile:
                 self.run_profile(server)
         finally:
             self.stop_server(server)
+
+    def login(self, server: Server) -> str:
+        try:
+            cookie = admin_login(server.base_url, ADMIN_USERNAME, ADMIN_PASSWORD)
+        except (OSError, RuntimeError) as exc:  # urllib's errors are OSErrors
+            raise RuntimeError(f"{server.name}: admin login: {exc}; see {server.log_path}") from exc
+        log(f"{server.name}: logged in to the admin as {ADMIN_USERNAME}")
+        return cookie
 
     def run_peer(self) -> None:
         base_url, token, server = self.prepare_peer()
@@ -709,6 +884,12 @@ class Bench:
         self.monitor.start()
         try:
             self.prepare_arv_database()
+            if self.baseline:
+                self.prepare_baseline(self.baseline)
+            if "admin" in args.scenarios:
+                for checkout in (self.main, self.baseline):
+                    if checkout:
+                        self.collect_static(checkout)
             if not args.skip_ceilings:
                 self.run_http_ceilings(args.workers[0])
                 self.run_db_ceiling()
@@ -737,8 +918,6 @@ class Bench:
         except (OSError, StopIteration):
             pass
         wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("Copyright")[0].strip()
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True)
         return {
             "cpus": os.cpu_count(),
             "cpu": cpu,
@@ -749,7 +928,7 @@ class Bench:
             "packages": {
                 p: version(p) for p in ("django", "django-ninja", "uvicorn", "uvloop", "httptools", "psycopg")
             },
-            "git": commit.stdout.strip() + (" (uncommitted changes)" if dirty.stdout.strip() else ""),
+            "git": self.main.git(),
         }
 
     def report(self) -> None:
@@ -775,6 +954,7 @@ class Bench:
                 "peer_companies": args.peer_companies if (args.peer or args.peer_dir) else None,
             },
             "environment": self.environment(),
+            "baseline": {"dir": str(self.baseline.root), "git": self.baseline.git()} if self.baseline else None,
             "scenarios": SCENARIO_TEXT,
             "db_ceiling_statements": getattr(self, "db_statements", None),
             "rows": rows,
@@ -799,13 +979,13 @@ class Bench:
 
 
 def add_fractions(rows: list[dict[str, Any]]) -> None:
-    """Each ARV (and peer) figure as a fraction of the ceilings at the same workers and concurrency."""
+    """Each ARV (baseline, peer) figure as a fraction of the ceilings at the same workers and concurrency."""
     ceilings = {
         (r["target"], r["workers"], r["connections"]): r["rps"] for r in rows if r["target"] in ("http", "nodb")
     }
     db = {r["connections"]: r["rps"] for r in rows if r["target"] == "db"}
     for r in rows:
-        if r["target"] not in ("arv", "peer"):
+        if r["target"] not in ("arv", "baseline", "peer"):
             continue
         key = (r["workers"], r["connections"])
         http, nodb = ceilings.get(("http", *key)), ceilings.get(("nodb", *key))
@@ -827,7 +1007,7 @@ def fmt(value: Any, digits: int = 1) -> str:
 
 
 def render_markdown(data: dict[str, Any]) -> str:
-    s, env, rows = data["settings"], data["environment"], data["rows"]
+    s, env, rows, base = data["settings"], data["environment"], data["rows"], data.get("baseline")
     out = [
         f"# ARV benchmark {data['timestamp']} ({data['mode']})",
         "",
@@ -840,28 +1020,45 @@ def render_markdown(data: dict[str, Any]) -> str:
         f"(ceilings HTTP/no-DB {s['ceiling_duration_s']} s), median of the repetitions. "
         f"Data: {s['companies']:,} companies × {s['folders_each']} folders"
         + (f"; peer: {s['peer_companies']:,} companies (no folders)" if s["peer_companies"] else "")
-        + f". ARV: uvicorn `--no-access-log`, DB_POOL_SIZE 20 + DB_MAX_OVERFLOW 10 per process. "
-        f"Elapsed {data['elapsed_s']:.0f} s; load average at the end {env['loadavg_at_end'][0]:.2f}.",
+        + ". ARV: uvicorn `--no-access-log`, DB_POOL_SIZE 20 + DB_MAX_OVERFLOW 10 per process. "
+        + (
+            f"Baseline: {base['dir']} at git {base['git']}, same database, environment and load; each scenario "
+            "ran on a fresh server of the baseline, then of ARV, one server at a time. "
+            if base
+            else ""
+        )
+        + lengthened_runs(rows, s["duration_s"])
+        + f"Elapsed {data['elapsed_s']:.0f} s; load average at the end {env['loadavg_at_end'][0]:.2f}.",
         "",
         "Between runs the bench waits until the server is idle again (it finishes requests wrk abandoned). "
         "Columns: req/s (median); p50/p99 latency in ms (median of the repetitions' wrk percentiles; wrk only "
-        "counts requests that complete within a run, so p99 cannot exceed the run's length); errors = "
-        "non-2xx + socket errors over all repetitions; backends = peak / final client backends of the database "
-        "under test (pg_stat_activity, polled every 100 ms); sess/1k = new PostgreSQL sessions per 1,000 requests "
-        "(pg_stat_database.sessions); CPU ms/req = the server's CPU time (uvicorn and its children, user + system) "
-        "per request; RSS = uvicorn and its children at the end (peak); % HTTP, % no-DB, % DB = "
-        "req/s as a fraction of the ceilings at the same workers and connections; N/X ms = connections ÷ req/s, "
-        "the mean latency Little's law implies for a closed loop: a p99 far below it means some requests waited "
+        "counts requests that complete within a run, so p99 cannot exceed the run's length); errors = 4xx/5xx "
+        "(and, in the admin scenario, 3xx) + socket errors over all repetitions; backends = peak / final client "
+        "backends of the database under test (pg_stat_activity, polled every 100 ms); sess/1k = new PostgreSQL "
+        "sessions per 1,000 requests (pg_stat_database.sessions); CPU ms/req = the server's CPU time (uvicorn and "
+        "its children, user + system) per request"
+        + (
+            "; both per request served: wrk's completed ones and those in flight when it stopped, which the server "
+            "finishes before the next run. "
+            if any("served" in r for r in rows)  # older saved runs: per completed request
+            else "; "
+        )
+        + "RSS = uvicorn and its children at the end (peak); % HTTP, % no-DB, % DB = req/s as a fraction of the "
+        "ceilings at the same workers and connections; N/X ms = connections ÷ req/s, the mean latency Little's law implies for a closed loop: a p99 far below it means some requests waited "
         "longer than the run and are missing from wrk's percentiles (unfair queueing).",
         "",
         "| target | scenario | conns | req/s | p50 ms | p99 ms | N/X ms | errors | backends | sess/1k | CPU ms/req | "
         "RSS MB | % HTTP | % no-DB | % DB |",
         "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
-    order = {"http": 0, "nodb": 1, "db": 2, "arv": 3, "peer": 4}
-    for r in sorted(rows, key=lambda r: (order[r["target"]] if r["target"] != "arv" else 3, r["workers"] if r["target"] == "arv" else 0,
-                                         ARV_SCENARIOS.index(r["scenario"]) if r["scenario"] in ARV_SCENARIOS else 0,
-                                         r["connections"])):  # fmt: skip
+    order = {"http": 0, "nodb": 1, "db": 2, "arv": 3, "baseline": 4, "peer": 5}
+
+    def row_order(r: dict[str, Any]) -> tuple[int, int, int, int]:
+        workers = r["workers"] if r["target"] in ("arv", "baseline") else 0
+        scenario = ARV_SCENARIOS.index(r["scenario"]) if r["scenario"] in ARV_SCENARIOS else 0
+        return order[r["target"]], workers, scenario, r["connections"]
+
+    for r in sorted(rows, key=row_order):
         conns = f"{r['connections']}" + (
             f" ({r['db_connections']} db)" if r["db_connections"] and r["db_connections"] != r["connections"] else ""
         )
@@ -871,39 +1068,24 @@ def render_markdown(data: dict[str, Any]) -> str:
             if r["peak_backends"] is not None and r["target"] not in ("http", "nodb")
             else "–"
         )
-        sess = fmt(r["sessions_per_1k"], 2) if r["target"] in ("arv", "peer", "db") else "–"
+        sess = fmt(r["sessions_per_1k"], 2) if r["target"] in ("arv", "baseline", "peer", "db") else "–"
         out.append(
             f"| {r['label']} | {r['scenario']} | {conns} | {fmt(r['rps'])} | {fmt(r['p50_ms'])} | {fmt(r['p99_ms'])} | "
             f"{fmt(r.get('little_mean_ms'))} | "
             f"{r['errors']} | {backends} | {sess} | {fmt(r['server_cpu_ms_per_req'], 2)} | {rss} | {fmt(r.get('pct_http'))} | {fmt(r.get('pct_nodb'))} | "
             f"{fmt(r.get('pct_db'))} |"
         )
+    arv = {(r["workers"], r["scenario"], r["connections"]): r for r in rows if r["target"] == "arv"}
+    baseline = {(r["workers"], r["scenario"], r["connections"]): r for r in rows if r["target"] == "baseline"}
+    if baseline:
+        keys = sorted((k for k in baseline if k in arv), key=lambda k: (k[0], ARV_SCENARIOS.index(k[1]), k[2]))
+        out += ["", f"## ARV vs baseline ({base['dir']} at git {base['git']}; same run, database and load)", ""]
+        out += versus("baseline", ["workers", "scenario", "conns"], [(list(k), arv[k], baseline[k]) for k in keys])
     peer = {(r["scenario"], r["connections"]): r for r in rows if r["target"] == "peer"}
-    arv1 = {(r["scenario"], r["connections"]): r for r in rows if r["target"] == "arv" and r["workers"] == 1}
     if peer:
-        out += [
-            "",
-            "## ARV vs peer (1 worker each, same machine, same run)",
-            "",
-            "| scenario | conns | ARV req/s | peer req/s | ARV / peer | ARV p50 / p99 ms | peer p50 / p99 ms "
-            "| ARV N/X ms | peer N/X ms | ARV CPU ms/req | peer CPU ms/req | ARV errors | peer errors "
-            "| ARV sess/1k | peer sess/1k | ARV backends | peer backends |",
-            "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
-        ]
-        for key in sorted(peer, key=lambda k: (ARV_SCENARIOS.index(k[0]), k[1])):
-            p, a = peer[key], arv1.get(key)
-            if a is None:
-                continue
-            ratio = a["rps"] / p["rps"] if p["rps"] else None
-            out.append(
-                f"| {key[0]} | {key[1]} | {fmt(a['rps'])} | {fmt(p['rps'])} | {fmt(ratio, 2)} | "
-                f"{fmt(a['p50_ms'])} / {fmt(a['p99_ms'])} | {fmt(p['p50_ms'])} / {fmt(p['p99_ms'])} | "
-                f"{fmt(a.get('little_mean_ms'))} | {fmt(p.get('little_mean_ms'))} | "
-                f"{fmt(a['server_cpu_ms_per_req'], 2)} | {fmt(p['server_cpu_ms_per_req'], 2)} | "
-                f"{a['errors']} | {p['errors']} | {fmt(a['sessions_per_1k'], 2)} | "
-                f"{fmt(p['sessions_per_1k'], 2)} | {a['peak_backends']} / {a['final_backends']} | "
-                f"{p['peak_backends']} / {p['final_backends']} |"
-            )
+        keys = sorted((k for k in peer if (1, *k) in arv), key=lambda k: (ARV_SCENARIOS.index(k[0]), k[1]))
+        out += ["", "## ARV vs peer (1 worker each, same machine, same run)", ""]
+        out += versus("peer", ["scenario", "conns"], [(list(k), arv[(1, *k)], peer[k]) for k in keys])
     out += ["", "## Scenarios", ""]
     out += [f"- **{k}**: {v}" for k, v in data["scenarios"].items()]
     prof = data.get("profile")
@@ -941,6 +1123,37 @@ def render_markdown(data: dict[str, Any]) -> str:
                 "",
             ]
     return "\n".join(out) + "\n"
+
+
+def lengthened_runs(rows: list[dict[str, Any]], duration: int) -> str:
+    """The runs longer than --duration (MIN_REQUESTS_PER_CONNECTION), as a sentence."""
+    longer = [r for r in rows if r["target"] in ("arv", "baseline", "peer") and (r.get("duration_s") or 0) > duration]
+    if not longer:
+        return ""
+    runs = ", ".join(f"{r['label']} {r['scenario']} c={r['connections']} {r['duration_s']} s" for r in longer)
+    return f"Runs lengthened so that each connection completes several requests (slow pages): {runs}. "
+
+
+def versus(other: str, keys: list[str], pairs: list[tuple[list[Any], dict[str, Any], dict[str, Any]]]) -> list[str]:
+    """A table of ARV's rows beside another contender's, key by key; the ratio is ARV / other."""
+    out = [
+        f"| {' | '.join(keys)} | ARV req/s | {other} req/s | ARV / {other} | ARV p50 / p99 ms | {other} p50 / p99 ms "
+        f"| ARV N/X ms | {other} N/X ms | ARV CPU ms/req | {other} CPU ms/req | ARV errors | {other} errors "
+        f"| ARV sess/1k | {other} sess/1k | ARV backends | {other} backends |",
+        "|" + "|".join("---" if k == "scenario" else "--:" for k in keys) + "|--:" * 15 + "|",
+    ]
+    for key, a, b in pairs:
+        ratio = a["rps"] / b["rps"] if b["rps"] else None
+        out.append(
+            f"| {' | '.join(str(k) for k in key)} | {fmt(a['rps'])} | {fmt(b['rps'])} | {fmt(ratio, 2)} | "
+            f"{fmt(a['p50_ms'])} / {fmt(a['p99_ms'])} | {fmt(b['p50_ms'])} / {fmt(b['p99_ms'])} | "
+            f"{fmt(a.get('little_mean_ms'))} | {fmt(b.get('little_mean_ms'))} | "
+            f"{fmt(a['server_cpu_ms_per_req'], 2)} | {fmt(b['server_cpu_ms_per_req'], 2)} | "
+            f"{a['errors']} | {b['errors']} | {fmt(a['sessions_per_1k'], 2)} | "
+            f"{fmt(b['sessions_per_1k'], 2)} | {a['peak_backends']} / {a['final_backends']} | "
+            f"{b['peak_backends']} / {b['final_backends']} |"
+        )
+    return out
 
 
 AREAS = [
@@ -1031,9 +1244,8 @@ def render_chart(rows: list[dict[str, Any]], path: Path) -> None:
         group = f"{scenario}\nc={r['connections']}"
         if group not in groups:
             groups.append(group)
-        who = (
-            "peer, 1 worker" if r["target"] == "peer" else f"{r['workers']} worker" + ("s" if r["workers"] > 1 else "")
-        )
+        workers = f"{r['workers']} worker" + ("s" if r["workers"] > 1 else "")
+        who = {"peer": "peer, 1 worker", "baseline": f"baseline, {workers}"}.get(r["target"], workers)
         series.setdefault(who, {})[group] = r
     order = [g for s in ARV_SCENARIOS for g in groups if g.startswith(s + "\n")]
     order += [g for g in groups if g not in order]
@@ -1069,7 +1281,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ceiling-duration", type=int, help="seconds per repetition of the HTTP/no-DB ceilings (default 2)")
     p.add_argument("--conns", default="16,32,128", help="wrk connections, comma-separated")
     p.add_argument("--workers", help="uvicorn worker counts, comma-separated (default 1,2; quick 1)")
-    p.add_argument("--scenarios", default=",".join(ARV_SCENARIOS))
+    p.add_argument(
+        "--scenarios",
+        default=",".join(DEFAULT_SCENARIOS),
+        help=f"comma-separated, of {','.join(ARV_SCENARIOS)} (default: all but admin)",
+    )
     p.add_argument("--threads", type=int, default=2, help="wrk threads")
     p.add_argument("--timeout", type=int, default=10, help="wrk socket/request timeout, seconds")
     p.add_argument("--skip-ceilings", action="store_true")
@@ -1088,6 +1304,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--peer-db", default="peer", help="the peer's database (polled for backends/sessions)")
     p.add_argument("--peer-companies", type=int, default=10_000, help="companies the peer is seeded with (ids 1..N)")
     p.add_argument("--peer-scenarios", default=",".join(PEER_SCENARIOS))
+    p.add_argument(
+        "--baseline-dir",
+        help="another clone of this repository (its .venv from its bin/setup): measured as 'baseline' beside this one",
+    )
     args = p.parse_args(argv)
     q = args.quick
     args.reps = args.reps or (1 if q else 3)
@@ -1102,6 +1322,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.profile_seconds = 5 if q else 12
     if args.peer and args.peer_dir:
         p.error("--peer and --peer-dir exclude each other")
+    unknown = [s for s in args.scenarios if s not in ARV_SCENARIOS]
+    if unknown:
+        p.error(f"unknown scenarios {','.join(unknown)} (known: {','.join(ARV_SCENARIOS)})")
+    if args.baseline_dir and not (Path(args.baseline_dir) / "manage.py").exists():
+        p.error(f"--baseline-dir {args.baseline_dir}: no manage.py there (a clone of this repository?)")
     if not shutil.which("wrk"):
         p.error("wrk is missing: apt-get install -y wrk")
     return args

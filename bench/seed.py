@@ -1,8 +1,9 @@
-"""Seed the benchmark database: N companies with F folders each, on the seeded storage connection.
+"""Seed the benchmark database: N companies with F folders each, on the seeded storage connection,
+and, when given, a superuser for the admin scenario.
 
 Run after `manage.py migrate` with DJANGO_SETTINGS_MODULE=arv.settings and DATABASE_URL set:
 
-    .venv/bin/python bench/seed.py 10000 2
+    .venv/bin/python bench/seed.py 10000 2 [ADMIN_USERNAME ADMIN_PASSWORD]
 
 Prints one JSON line: {"companies": N, "min_id": ..., "max_id": ...} (the seeded ids are contiguous).
 """
@@ -22,6 +23,7 @@ import django  # noqa: E402
 
 django.setup()
 
+from django.contrib.auth import get_user_model  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 
 from companies.models import Company  # noqa: E402
@@ -62,8 +64,16 @@ def seed(n: int, folders: int) -> dict[str, int]:
     return {"companies": n, "folders_each": folders, "min_id": ids[0], "max_id": ids[-1]}
 
 
+def create_admin(username: str, password: str) -> None:
+    # create_superuser skips the password validators (createsuperuser's prompt runs them): a fixed bench password.
+    get_user_model().objects.create_superuser(username, f"{username}@bench.example.com", password)
+
+
 if __name__ == "__main__":
     started = time.monotonic()
     result = seed(int(sys.argv[1]) if len(sys.argv) > 1 else 10_000, int(sys.argv[2]) if len(sys.argv) > 2 else 2)
+    if len(sys.argv) > 4:
+        create_admin(sys.argv[3], sys.argv[4])
+        result["admin"] = sys.argv[3]
     result["seconds"] = round(time.monotonic() - started, 2)
     print(json.dumps(result))
