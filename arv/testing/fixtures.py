@@ -63,6 +63,16 @@ def staff_user(transactional_db):
 
 
 @pytest.fixture
+def superuser(transactional_db):
+    """An admin login (arv.testing.admin.log_in logs it in)."""
+    from django.contrib.auth import get_user_model
+
+    from arv.testing.admin import ADMIN_PASSWORD, ADMIN_USERNAME
+
+    return get_user_model().objects.create_superuser(ADMIN_USERNAME, password=ADMIN_PASSWORD)
+
+
+@pytest.fixture
 def staff(client_for, staff_user) -> httpx.Client:
     return client_for(staff_user)
 

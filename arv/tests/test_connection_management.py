@@ -19,6 +19,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from arv.auth.tokens import token_issue
+from arv.testing.admin import log_in
 from arv.testing.fixtures import SERVER_POOL
 from arv.testing.postgres import PeakBackends, ThrowawayCluster, current_database_url, hold_lock_on_companies
 from arv.testing.servers import UvicornProcess
@@ -152,19 +153,10 @@ def test_db_echo_logs_every_statement_with_debug_off(start_server, token, compan
     assert 'FROM "companies_company"' in output
 
 
-def test_admin_pages_reuse_the_workers_connections(start_server, observer, django_user_model, company):
-    django_user_model.objects.create_superuser("boss", password="pw-for-tests-123")
+def test_admin_pages_reuse_the_workers_connections(start_server, observer, superuser, company):
     server = start_server()
     with httpx.Client(base_url=server.url, follow_redirects=True) as browser:
-        browser.get("/admin/login/")
-        browser.post(
-            "/admin/login/",
-            data={
-                "username": "boss",
-                "password": "pw-for-tests-123",
-                "csrfmiddlewaretoken": browser.cookies["csrftoken"],
-            },
-        )
+        log_in(browser)
         assert browser.get("/admin/companies/company/").status_code == 200  # warm
         before = observer.sessions_opened()
         for _ in range(50):

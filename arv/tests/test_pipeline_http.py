@@ -18,7 +18,6 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from html.parser import HTMLParser
 from urllib.parse import urlencode, urlsplit
 
 import httpx
@@ -26,6 +25,7 @@ import pytest
 from django.db import connection
 
 from arv.auth.tokens import token_issue
+from arv.testing.admin import ADMIN_PASSWORD, ADMIN_USERNAME, log_in, parse_page
 from arv.testing.postgres import hold_lock_on_companies
 from arv.testing.servers import UvicornProcess
 from companies.models import Company
@@ -38,7 +38,6 @@ pytestmark = [
 
 LIMIT = 2048  # ARV_MAX_BODY_BYTES of the servers that test the limits
 MOUNT = "/arv"  # uvicorn --root-path
-SUPERUSER, PASSWORD = "boss", "pw-for-tests-123"
 
 
 # --- raw HTTP/1.1 ---------------------------------------------------------------------------------
@@ -148,78 +147,6 @@ def padded_json(name: str, size: int) -> bytes:
     return head + b" " * (size - len(head) - 1) + b"}"
 
 
-# --- HTML, as a browser reads it ----------------------------------------------------------------
-
-
-class PageParser(HTMLParser):
-    """Stylesheet links and the fields of each form (what a browser would submit unchanged)."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.stylesheets: list[str] = []
-        self.forms: dict[str, dict] = {}  # id -> {"action": ..., "fields": [(name, value)]}
-        self._form: dict | None = None
-        self._select: str | None = None
-        self._options: list[tuple[str, bool]] = []
-        self._textarea: str | None = None
-        self._text = ""
-
-    def handle_starttag(self, tag, attrs):
-        a = dict(attrs)
-        if tag == "link" and a.get("rel") == "stylesheet":
-            self.stylesheets.append(a["href"])
-        elif tag == "form":
-            self._form = {"action": a.get("action"), "fields": []}
-            self.forms[a.get("id") or f"form-{len(self.forms)}"] = self._form
-        elif self._form is None or "name" not in a and tag != "option":
-            return
-        elif tag == "input":
-            kind = a.get("type", "text")
-            if kind in ("submit", "button", "image", "reset", "file") or (
-                kind in ("checkbox", "radio") and "checked" not in a
-            ):
-                return
-            self._form["fields"].append((a["name"], a.get("value") or ("on" if kind == "checkbox" else "")))
-        elif tag == "select":
-            self._select, self._options = a["name"], []
-        elif tag == "option" and self._select is not None:
-            self._options.append((a.get("value", ""), "selected" in a))
-        elif tag == "textarea":
-            self._textarea, self._text = a["name"], ""
-
-    def handle_data(self, data):
-        if self._textarea is not None:
-            self._text += data
-
-    def handle_endtag(self, tag):
-        if tag == "form":
-            self._form = None
-        elif tag == "select" and self._select is not None:
-            chosen = [value for value, selected in self._options if selected] or [v for v, _ in self._options[:1]]
-            self._form["fields"].extend((self._select, value) for value in chosen)
-            self._select = None
-        elif tag == "textarea" and self._textarea is not None:
-            self._form["fields"].append((self._textarea, self._text.removeprefix("\n")))
-            self._textarea = None
-
-
-def parse_page(html: str) -> PageParser:
-    parser = PageParser()
-    parser.feed(html)
-    return parser
-
-
-def log_in(browser: httpx.Client, login_path: str = "/admin/login/", next_path: str = "/admin/") -> None:
-    """Log in as SUPERUSER through the admin's login form, as a person would."""
-    page = browser.get(login_path, params={"next": next_path})
-    assert page.status_code == 200, page.text[:2000]
-    form = parse_page(page.text).forms["login-form"]
-    data = {**dict(form["fields"]), "username": SUPERUSER, "password": PASSWORD}
-    answer = browser.post(form["action"], data=data)
-    assert answer.status_code == 302, answer.text[:2000]
-    assert answer.headers["Location"] == next_path
-
-
 def cache_max_age(response) -> int:
     match = re.search(r"max-age=(\d+)", response.headers.get("Cache-Control", ""))
     return int(match.group(1)) if match else 0
@@ -245,11 +172,6 @@ def assert_json_error(response, status: int) -> None:
 @pytest.fixture
 def staff_token(staff_user) -> str:
     return token_issue(user=staff_user)[1]
-
-
-@pytest.fixture
-def superuser(django_user_model):
-    return django_user_model.objects.create_superuser(SUPERUSER, password=PASSWORD)
 
 
 @pytest.fixture
@@ -461,7 +383,7 @@ def test_a_superuser_logs_in_and_opens_the_admin_below_the_mount_point(mounted, 
     form = parse_page(page.text).forms["login-form"]
     fields = dict(form["fields"])
     assert fields["next"] == changelist
-    answer = proxy.post(form["action"], data={**fields, "username": SUPERUSER, "password": PASSWORD})
+    answer = proxy.post(form["action"], data={**fields, "username": ADMIN_USERNAME, "password": ADMIN_PASSWORD})
     assert answer.status_code == 302, answer.text[:2000]
     assert answer.headers["Location"] == changelist
     listing = proxy.get(changelist)

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import connection
 
 from arv.auth.tokens import token_issue
+from arv.testing.admin import ADMIN_USERNAME, log_in
 from arv.testing.postgres import PeakBackends
 from companies.models import Company
 
@@ -28,31 +29,15 @@ pytestmark = [
 
 TEST_VIEWS = {"ARV_ROOT_URLCONF": "arv.testing.urls"}
 ONE_WORKER = {**TEST_VIEWS, "DB_POOL_SIZE": "1", "DB_MAX_OVERFLOW": "0"}
-ADMIN_PASSWORD = "pw-for-tests-123"
 # Through PgBouncer (the CI's second pass) PostgreSQL's sessions are PgBouncer's, not ARV's.
 watches_sessions = pytest.mark.skipif(settings.DATABASE_POOL.pgbouncer, reason="counts PostgreSQL's own sessions")
 
 
 def _admin_browser(url: str) -> httpx.Client:
-    """A logged-in admin session, as a person gets one: the login form with its CSRF token."""
+    """A logged-in admin session (the superuser's), as a person gets one."""
     browser = httpx.Client(base_url=url, follow_redirects=True, timeout=30)
-    browser.get("/admin/login/")
-    answer = browser.post(
-        "/admin/login/",
-        data={
-            "username": "boss",
-            "password": ADMIN_PASSWORD,
-            "csrfmiddlewaretoken": browser.cookies["csrftoken"],
-            "next": "/admin/",  # the form's hidden field
-        },
-    )
-    assert answer.status_code == 200 and "Log out" in answer.text
+    log_in(browser)
     return browser
-
-
-@pytest.fixture
-def boss(django_user_model):
-    return django_user_model.objects.create_superuser("boss", password=ADMIN_PASSWORD)
 
 
 @pytest.fixture
@@ -117,7 +102,7 @@ def test_a_sync_request_runs_on_a_worker_within_the_bound_and_reuses_its_connect
     assert [str(pid) for pid, _ in observer.backends()] == list(pids)
 
 
-def test_an_admin_page_waiting_longer_than_the_pool_timeout_is_a_503(start_server, boss):
+def test_an_admin_page_waiting_longer_than_the_pool_timeout_is_a_503(start_server, superuser):
     server = start_server(**ONE_WORKER, DB_POOL_TIMEOUT="1")
     browser = _admin_browser(server.url)
     with ThreadPoolExecutor(1) as pool:
@@ -134,7 +119,7 @@ def test_an_admin_page_waiting_longer_than_the_pool_timeout_is_a_503(start_serve
 
 
 @watches_sessions
-def test_wrong_password_logins_wait_for_a_worker_instead_of_opening_connections(start_server, observer, boss):
+def test_wrong_password_logins_wait_for_a_worker_instead_of_opening_connections(start_server, observer, superuser):
     server = start_server(**TEST_VIEWS, DB_POOL_SIZE="2", DB_MAX_OVERFLOW="1")
 
     def wrong_login(_: int) -> int:
@@ -142,7 +127,11 @@ def test_wrong_password_logins_wait_for_a_worker_instead_of_opening_connections(
             browser.get("/admin/login/")
             return browser.post(
                 "/admin/login/",
-                data={"username": "boss", "password": "wrong", "csrfmiddlewaretoken": browser.cookies["csrftoken"]},
+                data={
+                    "username": ADMIN_USERNAME,
+                    "password": "wrong",
+                    "csrfmiddlewaretoken": browser.cookies["csrftoken"],
+                },
             ).status_code
 
     with PeakBackends(observer) as watch, ThreadPoolExecutor(12) as pool:
@@ -152,7 +141,7 @@ def test_wrong_password_logins_wait_for_a_worker_instead_of_opening_connections(
 
 
 @watches_sessions
-def test_mixed_admin_api_and_health_load_stays_within_the_bound(start_server, observer, boss, token, make_company):
+def test_mixed_admin_api_and_health_load_stays_within_the_bound(start_server, observer, superuser, token, make_company):
     bound = 4
     company = make_company("Mixed Co")
     server = start_server(**TEST_VIEWS, DB_POOL_SIZE="3", DB_MAX_OVERFLOW="1", DB_POOL_TIMEOUT="30")
@@ -185,7 +174,7 @@ def test_mixed_admin_api_and_health_load_stays_within_the_bound(start_server, ob
         browser.close()
 
 
-def test_no_request_gets_a_thread_of_its_own(start_server, boss, token, make_company):
+def test_no_request_gets_a_thread_of_its_own(start_server, superuser, token, make_company):
     company = make_company("Threads Co")
     server = start_server(**TEST_VIEWS, DB_POOL_SIZE="2", DB_MAX_OVERFLOW="0")
     browser = _admin_browser(server.url)
