@@ -43,6 +43,7 @@ from django.core import signals
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, ASGIRequest, get_script_prefix
 from django.core.handlers.exception import convert_exception_to_response
+from django.db import close_old_connections, reset_queries
 from django.db.backends.signals import connection_created
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseNotFound, JsonResponse
 from django.urls import set_script_prefix
@@ -94,6 +95,13 @@ class Pipeline:
         self.max_body = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         if guard_connections:
             connection_created.connect(refuse_connections_outside_workers, dispatch_uid="arv.pipeline.guard")
+            # Django's per-request upkeep acts on the calling thread's connections, and the
+            # signals are sent on the event loop, which (guarded) has none: the units of work
+            # do that upkeep on their worker. Sparing the two receivers saves ~8% of the loop's
+            # time per API request (bench/).
+            for signal in (signals.request_started, signals.request_finished):
+                signal.disconnect(close_old_connections)
+            signals.request_started.disconnect(reset_queries)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http":

@@ -50,6 +50,9 @@ R = TypeVar("R")
 
 _current: ContextVar[UnitOfWork | None] = ContextVar("arv_unit_of_work", default=None)
 
+# A request waiting this long for a worker starts watching for its client leaving.
+WATCH_DISCONNECT_AFTER_SECONDS = 0.05
+
 
 class ClientDisconnected(BaseException):
     """The client left before its request got a worker: nothing was run, nobody to answer.
@@ -137,20 +140,28 @@ class UnitOfWork:
             return worker
         if self._disconnected is None:
             return await self.pool.acquire()
-        # Waiting in line: give up the place if the client leaves meanwhile.
-        leasing = asyncio.ensure_future(self.pool.acquire())
-        leaving = asyncio.ensure_future(self._disconnected())
+        # Waiting in line: a client that leaves meanwhile gives up its place. Watched only once
+        # the wait has lasted a little: most waits are over sooner, and watching costs a task.
+        loop = asyncio.get_running_loop()
+        gone: asyncio.Future[None] = loop.create_future()
+        watcher: asyncio.Task[Any] | None = None
+
+        def watch() -> None:
+            nonlocal watcher
+            watcher = loop.create_task(self._disconnected())
+            watcher.add_done_callback(lambda w: None if w.cancelled() or gone.done() else gone.set_result(None))
+
+        timer = loop.call_later(WATCH_DISCONNECT_AFTER_SECONDS, watch)
         try:
-            await asyncio.wait((leasing, leaving), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            leaving.cancel()
-        if not leasing.done():
-            leasing.cancel()
-            try:
-                await leasing
-            except asyncio.CancelledError:
+            return await self.pool.acquire(abandon=gone)
+        except asyncio.CancelledError:
+            if gone.done():
                 raise ClientDisconnected() from None
-        return leasing.result()
+            raise
+        finally:
+            timer.cancel()
+            if watcher is not None:
+                watcher.cancel()
 
     async def _trip(
         self, fn: Callable[[], T], *, begin: bool, end: bool, commit: Callable[[Any], bool] = lambda _: True

@@ -30,12 +30,21 @@ class ApiSecurityMiddleware(AsyncOnlyMiddleware):
     headers. Django's own SecurityMiddleware does the work; calling its hooks directly
     spares the thread hop Django would add around a sync-capable middleware."""
 
+    # How many distinct Host headers to remember as allowed (the checks are Django's, per request
+    # otherwise; a server sees a handful of names).
+    KNOWN_HOSTS = 64
+
     def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
         super().__init__(get_response)
         self.security = SecurityMiddleware(get_response)
+        self.allowed_hosts: set[tuple[str | None, str | None]] = set()
 
     async def __call__(self, request: HttpRequest) -> HttpResponse:
-        request.get_host()  # raises DisallowedHost (400) for a host not in ALLOWED_HOSTS
+        host = (request.META.get("HTTP_HOST"), request.META.get("HTTP_X_FORWARDED_HOST"))
+        if host not in self.allowed_hosts:
+            request.get_host()  # raises DisallowedHost (400) for a host not in ALLOWED_HOSTS
+            if len(self.allowed_hosts) < self.KNOWN_HOSTS:
+                self.allowed_hosts.add(host)
         redirect = self.security.process_request(request)
         if redirect is not None:
             return redirect
