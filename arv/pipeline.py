@@ -153,9 +153,9 @@ class Pipeline:
 
     async def respond(self, handler, scope, body, request, receive) -> HttpResponseBase | None:
         """Run the request in a unit of work; once more in a fresh one after a deadlock."""
-        disconnected = functools.partial(wait_for_disconnect, receive)
+        client_left = functools.partial(client_has_left, receive)
         for attempt in (1, 2):
-            unit = UnitOfWork(get_pool(), disconnected=disconnected)
+            unit = UnitOfWork(get_pool(), client_left=client_left)
             try:
                 response = await handler.respond(request, unit)
             except ClientDisconnected:
@@ -320,10 +320,20 @@ async def read_body(receive, limit: int) -> tempfile.SpooledTemporaryFile:
             return body
 
 
-async def wait_for_disconnect(receive) -> None:
-    """Returns when the client has gone (the body is read: the next message is the disconnect)."""
-    while (await receive())["type"] != "http.disconnect":
-        pass
+def client_has_left(receive) -> bool:
+    """Whether the client has disconnected, asked without waiting.
+
+    The body is read, so the only message left to receive is the disconnect, and an
+    ASGI server hands over a message it already has without suspending: one step of
+    receive() tells. If it would wait, the client is still there (the step is closed).
+    """
+    step = receive().__await__()
+    try:
+        step.send(None)
+    except StopIteration as received:
+        return received.value["type"] == "http.disconnect"
+    step.close()
+    return False
 
 
 def too_large(limit: int, is_api: bool) -> HttpResponse:

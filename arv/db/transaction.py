@@ -50,9 +50,6 @@ R = TypeVar("R")
 
 _current: ContextVar[UnitOfWork | None] = ContextVar("arv_unit_of_work", default=None)
 
-# A request waiting this long for a worker starts watching for its client leaving.
-WATCH_DISCONNECT_AFTER_SECONDS = 0.05
-
 
 class ClientDisconnected(BaseException):
     """The client left before its request got a worker: nothing was run, nobody to answer.
@@ -69,7 +66,7 @@ class RequestFailed(Exception):
 class UnitOfWork:
     """One request's database work: a leased worker and the transaction open on its connection."""
 
-    def __init__(self, pool: DatabaseWorkerPool, disconnected: Callable[[], Awaitable[Any]] | None = None) -> None:
+    def __init__(self, pool: DatabaseWorkerPool, client_left: Callable[[], bool] | None = None) -> None:
         self.pool = pool
         self.worker: DatabaseWorker | None = None
         self.finished = False
@@ -77,7 +74,7 @@ class UnitOfWork:
         self.failure: BaseException | None = None
         # False once the request did something outside the database (it must not run twice).
         self.retryable = True
-        self._disconnected = disconnected
+        self._client_left = client_left
         self._leasing = asyncio.Lock()
         self.executor = _UnitExecutor(self)
 
@@ -138,30 +135,14 @@ class UnitOfWork:
         worker = self.pool.try_acquire()
         if worker is not None:
             return worker
-        if self._disconnected is None:
-            return await self.pool.acquire()
-        # Waiting in line: a client that leaves meanwhile gives up its place. Watched only once
-        # the wait has lasted a little: most waits are over sooner, and watching costs a task.
-        loop = asyncio.get_running_loop()
-        gone: asyncio.Future[None] = loop.create_future()
-        watcher: asyncio.Task[Any] | None = None
-
-        def watch() -> None:
-            nonlocal watcher
-            watcher = loop.create_task(self._disconnected())
-            watcher.add_done_callback(lambda w: None if w.cancelled() or gone.done() else gone.set_result(None))
-
-        timer = loop.call_later(WATCH_DISCONNECT_AFTER_SECONDS, watch)
-        try:
-            return await self.pool.acquire(abandon=gone)
-        except asyncio.CancelledError:
-            if gone.done():
-                raise ClientDisconnected() from None
-            raise
-        finally:
-            timer.cancel()
-            if watcher is not None:
-                watcher.cancel()
+        worker = await self.pool.acquire()
+        # It waited in line: if its client left meanwhile, nobody wants the answer. (Checked
+        # once it has its worker, not watched throughout: a watch per waiting request costs
+        # the event loop more than the rare abandoned request does.)
+        if self._client_left is not None and self._client_left():
+            self.pool.release(worker)
+            raise ClientDisconnected()
+        return worker
 
     async def _trip(
         self, fn: Callable[[], T], *, begin: bool, end: bool, commit: Callable[[Any], bool] = lambda _: True

@@ -223,9 +223,8 @@ class DatabaseWorkerPool:
         with self._lock:
             return self._take()
 
-    async def acquire(self, *, abandon: asyncio.Future[Any] | None = None) -> DatabaseWorker:
-        """Lease a worker: an idle one, a new one while under the bound, else wait in line
-        (CancelledError if `abandon` completes first: the caller gave up its place)."""
+    async def acquire(self) -> DatabaseWorker:
+        """Lease a worker: an idle one, a new one while under the bound, else wait in line."""
         loop = asyncio.get_running_loop()
         with self._lock:
             worker = self._take()
@@ -233,8 +232,6 @@ class DatabaseWorkerPool:
                 return worker
             waiter: asyncio.Future[DatabaseWorker] = loop.create_future()
             self._waiters.append(waiter)
-        if abandon is not None:
-            abandon.add_done_callback(lambda _: waiter.cancel())  # no-op once it has a worker
         timer = loop.call_later(self.config.timeout, self._expire, waiter)
         try:
             return await waiter
