@@ -1,5 +1,6 @@
 """Configuration from the environment (API.md, "Operator interface")."""
 
+import os
 import subprocess
 import sys
 
@@ -19,7 +20,9 @@ def _settings_in_subprocess(env: dict[str, str]) -> subprocess.CompletedProcess:
             "import django; django.setup(); from django.conf import settings; print(settings.DEBUG)",
         ],
         cwd=PROJECT_DIR,
-        env={"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "arv.settings", **env},
+        # Nothing of the test process's environment, and not the project's .env (bin/serve writes
+        # one): ARV_ENV_FILE is /dev/null for the tests (arv/testing/env.py) unless env names another.
+        env={"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "arv.settings", "ARV_ENV_FILE": os.devnull, **env},
         capture_output=True,
         text=True,
     )
@@ -29,6 +32,14 @@ def test_a_missing_secret_key_with_debug_off_is_a_clear_startup_error():
     result = _settings_in_subprocess({})
     assert result.returncode != 0
     assert "DJANGO_SECRET_KEY is not set" in result.stderr
+
+
+def test_settings_read_the_env_file_arv_env_file_names(tmp_path):
+    env_file = tmp_path / "operator.env"
+    env_file.write_text("DJANGO_SECRET_KEY=from-the-env-file\nDJANGO_DEBUG=true\n")
+    result = _settings_in_subprocess({"ARV_ENV_FILE": str(env_file)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"
 
 
 def test_debug_runs_without_a_secret_key():
