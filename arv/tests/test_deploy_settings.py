@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import subprocess
 import sys
@@ -25,8 +26,8 @@ def _check_deploy(env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=PROJECT_DIR,
-        # Only what an operator sets (a .env file would not override these).
-        env={"PATH": "/usr/bin:/bin", **env},
+        # Only what an operator sets; not the project's .env (tests never read it).
+        env={"PATH": "/usr/bin:/bin", "ARV_ENV_FILE": os.devnull, **env},
         capture_output=True,
         text=True,
         timeout=120,
