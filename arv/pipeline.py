@@ -53,11 +53,9 @@ from servestatic.middleware import ServeStaticMiddleware
 from arv.db.budget import warn_if_budget_too_large
 from arv.db.errors import (
     DATABASE_ERRORS,
-    RETRY_AFTER_SECONDS,
     Failure,
     classify,
     database_error_response,
-    describe_unavailable,
 )
 from arv.db.transaction import ClientDisconnected, UnitOfWork, current_unit
 from arv.db.workers import close_pool, get_pool, in_database_worker
@@ -120,11 +118,8 @@ class Pipeline:
             await self.serve_static(scope, send)
             return
         # 2. Limits before work.
-        if declared_length(scope) > self.max_body:
-            await handler.send_response(too_large(self.max_body, is_api), send)
-            return
         try:
-            body = await read_body(receive, self.max_body)
+            body = await read_body(scope, receive, self.max_body)
         except RequestAborted:
             return
         except BodyTooLarge:
@@ -152,32 +147,24 @@ class Pipeline:
             body.close()
 
     async def respond(self, handler, scope, body, request, receive) -> HttpResponseBase | None:
-        """Run the request in a unit of work; once more in a fresh one after a deadlock."""
+        """Run the request in a unit of work; once more in a fresh one after a deadlock.
+        None when its client left before it got a worker."""
         client_left = functools.partial(client_has_left, receive)
-        for attempt in (1, 2):
-            unit = UnitOfWork(get_pool(), client_left=client_left)
-            try:
-                response = await handler.respond(request, unit)
-            except ClientDisconnected:
-                return None
-            except UnitAborted:
-                response = None
-            except DATABASE_ERRORS as exc:  # leasing or beginning failed: nothing ran
-                unit.failure = unit.failure or exc
-                response = None
-            failure = classify(unit.failure) if unit.failure is not None else None
-            if failure is Failure.TRANSIENT and unit.retryable and attempt == 1:
-                logger.info("%s %s: %s, running it once more", request.method, request.path, _reason(unit.failure))
-                body.seek(0)
-                request, error = handler.create_request(scope, body)
-                if request is None:
-                    return error
-                continue
-            if response is None or (failure not in (None, Failure.FAULT) and response.status_code == 500):
-                # Nothing answered, or Django's 500 page for what is an outage or a conflict.
-                response = handler.failure_response(unit.failure)
-            return response
-        raise AssertionError("unreachable")
+        unit, response = await run_unit(handler, request, client_left)
+        if classify_failure(unit) is Failure.TRANSIENT and unit.retryable:
+            logger.info("%s %s: %s, running it once more", request.method, request.path, _reason(unit.failure))
+            body.seek(0)
+            request, error = handler.create_request(scope, body)
+            if request is None:
+                return error
+            unit, response = await run_unit(handler, request, client_left)
+        if unit is None:
+            return None
+        failure = classify_failure(unit)
+        if response is None or (failure not in (None, Failure.FAULT) and response.status_code == 500):
+            # Nothing answered, or Django's 500 page for what is an outage or a conflict.
+            response = database_error_response(unit.failure, as_json=handler is self.api)
+        return response
 
     async def serve_static(self, scope, send) -> None:
         if self._static is None:
@@ -224,9 +211,6 @@ class ApiHandler(ASGIHandler):
     async def respond(self, request: HttpRequest, unit: UnitOfWork) -> HttpResponseBase | None:
         return await unit.serve(functools.partial(self.get_response_async, request))
 
-    def failure_response(self, exc: BaseException) -> HttpResponseBase:
-        return database_error_response(exc)
-
 
 class SiteHandler(ASGIHandler):
     """Everything but /api/ (the admin): Django's sync MIDDLEWARE and view, in one trip to the worker."""
@@ -261,27 +245,24 @@ class SiteHandler(ASGIHandler):
 
         return noting_failures
 
-    def failure_response(self, exc: BaseException) -> HttpResponseBase:
-        failure = classify(exc)
-        if failure is Failure.UNAVAILABLE:
-            logger.warning(
-                "database unavailable (%s): %s", describe_unavailable(exc), type(exc.__cause__ or exc).__name__
-            )
-            response = HttpResponse(
-                f"503 Service Unavailable: the database is unavailable ({describe_unavailable(exc)}). Try again shortly.",
-                status=503,
-                content_type="text/plain; charset=utf-8",
-            )
-            response["Retry-After"] = str(RETRY_AFTER_SECONDS)
-            return response
-        if failure in (Failure.TRANSIENT, Failure.CONFLICT):
-            return HttpResponse(
-                "409 Conflict: a concurrent change got in the way. Go back and try again.",
-                status=409,
-                content_type="text/plain; charset=utf-8",
-            )
-        logger.error("database fault answered with 500", exc_info=exc)
-        return HttpResponse("500 Internal Server Error", status=500, content_type="text/plain; charset=utf-8")
+
+async def run_unit(handler, request, client_left) -> tuple[UnitOfWork | None, HttpResponseBase | None]:
+    """One run of the request in a fresh unit of work: (unit, response or None if nothing
+    answered); (None, None) if its client left while it waited for a worker."""
+    unit = UnitOfWork(get_pool(), client_left=client_left)
+    try:
+        return unit, await handler.respond(request, unit)
+    except ClientDisconnected:
+        return None, None
+    except UnitAborted:
+        return unit, None
+    except DATABASE_ERRORS as exc:  # leasing or beginning failed: nothing ran
+        unit.failure = unit.failure or exc
+        return unit, None
+
+
+def classify_failure(unit: UnitOfWork | None) -> Failure | None:
+    return classify(unit.failure) if unit is not None and unit.failure is not None else None
 
 
 def path_info(scope) -> str:
@@ -300,8 +281,11 @@ def declared_length(scope) -> int:
     return 0
 
 
-async def read_body(receive, limit: int) -> tempfile.SpooledTemporaryFile:
-    """The request body, refused (BodyTooLarge) as soon as it grows past limit."""
+async def read_body(scope, receive, limit: int) -> tempfile.SpooledTemporaryFile:
+    """The request body, refused (BodyTooLarge) before it is read if its declared length is
+    over limit, and as soon as it grows past limit otherwise (chunked)."""
+    if declared_length(scope) > limit:
+        raise BodyTooLarge()
     body = tempfile.SpooledTemporaryFile(max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE, mode="w+b")
     size = 0
     while True:

@@ -19,7 +19,7 @@ import enum
 import logging
 
 from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 
 from arv.db.workers import PoolClosed, PoolTimeout
 
@@ -80,28 +80,23 @@ def describe_unavailable(exc: BaseException) -> str:
     return "it could not be reached"
 
 
-def unavailable_response(exc: BaseException) -> JsonResponse:
-    response = JsonResponse({"detail": f"The database is unavailable: {describe_unavailable(exc)}."}, status=503)
-    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
-    return response
-
-
-def conflict_response() -> JsonResponse:
-    return JsonResponse({"detail": "Conflict with existing data or a concurrent request; try again."}, status=409)
-
-
-def fault_response() -> JsonResponse:
-    return JsonResponse({"detail": "Internal server error."}, status=500)
-
-
-def database_error_response(exc: BaseException) -> JsonResponse:
-    """The JSON answer for a database failure (API.md's 503, 409 and 500), logged as what it is."""
+def database_error_response(exc: BaseException, *, as_json: bool = True) -> HttpResponse:
+    """The answer for a database failure (API.md's 503, 409 and 500), logged as what it is:
+    {"detail": ...} for the API, the same sentence as plain text for the admin."""
     failure = classify(exc)
     if failure is Failure.UNAVAILABLE:
         logger.warning("database unavailable (%s): %s", describe_unavailable(exc), type(exc.__cause__ or exc).__name__)
-        return unavailable_response(exc)
-    if failure in (Failure.TRANSIENT, Failure.CONFLICT):
+        status, detail = 503, f"The database is unavailable: {describe_unavailable(exc)}."
+    elif failure in (Failure.TRANSIENT, Failure.CONFLICT):
         logger.info("database conflict answered with 409: %s (SQLSTATE %s)", type(exc).__name__, sqlstate(exc))
-        return conflict_response()
-    logger.error("database fault answered with 500", exc_info=exc)
-    return fault_response()
+        status, detail = 409, "Conflict with existing data or a concurrent request; try again."
+    else:
+        logger.error("database fault answered with 500", exc_info=exc)
+        status, detail = 500, "Internal server error."
+    if as_json:
+        response: HttpResponse = JsonResponse({"detail": detail}, status=status)
+    else:
+        response = HttpResponse(detail, status=status, content_type="text/plain; charset=utf-8")
+    if status == 503:
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response

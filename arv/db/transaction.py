@@ -123,7 +123,7 @@ class UnitOfWork:
     async def finish(self, *, commit: bool) -> None:
         """End the transaction (commit or roll back) and give the worker back."""
         if self.worker is not None:
-            await self._trip(_nothing, begin=False, end=True, commit=(lambda _: True) if commit else _never)
+            await self._trip(_nothing, begin=False, end=True, commit=_always if commit else _never)
 
     def outside_database(self) -> None:
         """The request is about to act outside the database: never run it a second time."""
@@ -145,11 +145,12 @@ class UnitOfWork:
         return worker
 
     async def _trip(
-        self, fn: Callable[[], T], *, begin: bool, end: bool, commit: Callable[[Any], bool] = lambda _: True
+        self, fn: Callable[[], T], *, begin: bool, end: bool, commit: Callable[[Any], bool] | None = None
     ) -> T:
+        """One job on the worker; commit(result) decides the end of the transaction (default: commit)."""
         worker = self.worker
         assert worker is not None
-        done = worker.call(_step, self, fn, begin, end, commit)
+        done = worker.call(_step, self, fn, begin, end, commit or _always)
         if not end:
             return await done
         self.worker, self.finished = None, True
@@ -229,6 +230,10 @@ def _adapter(schema: Any) -> TypeAdapter[Any]:
 
 def _succeeded(response: Any) -> bool:
     return response.status_code < 400
+
+
+def _always(_: Any) -> bool:
+    return True
 
 
 def _never(_: Any) -> bool:
