@@ -155,7 +155,7 @@ class Pipeline:
             finally:
                 response.close()
         finally:
-            body.close()
+            body.discard()
 
     async def respond(self, handler, scope, body, request, receive) -> HttpResponseBase | None:
         """Run the request in a unit of work; once more in a fresh one after a deadlock.
@@ -312,22 +312,35 @@ def declared_length(scope) -> int:
     return 0
 
 
-async def read_body(scope, receive, limit: int) -> tempfile.SpooledTemporaryFile:
+class RequestBody(tempfile.SpooledTemporaryFile):
+    """A request's body, kept for a second run of the request (after a deadlock, or once its
+    work outside the database is done): Django closes a request's stream once it has read it
+    (request.body), which only rewinds this one. The pipeline discards it at the end."""
+
+    def close(self) -> None:
+        if not self.closed:
+            self.seek(0)
+
+    def discard(self) -> None:
+        super().close()
+
+
+async def read_body(scope, receive, limit: int) -> RequestBody:
     """The request body, refused (BodyTooLarge) before it is read if its declared length is
     over limit, and as soon as it grows past limit otherwise (chunked)."""
     if declared_length(scope) > limit:
         raise BodyTooLarge()
-    body = tempfile.SpooledTemporaryFile(max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE, mode="w+b")
+    body = RequestBody(max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE, mode="w+b")
     size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            body.close()
+            body.discard()
             raise RequestAborted()
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            body.close()
+            body.discard()
             raise BodyTooLarge()
         body.write(chunk)
         if not message.get("more_body", False):
