@@ -177,7 +177,9 @@ class Pipeline:
             response = database_error_response(unit.failure, as_json=handler is self.api)
         return response
 
-    async def run(self, handler, scope, body, request, client_left):
+    async def run(
+        self, handler, scope, body, request, client_left
+    ) -> tuple[UnitOfWork | None, HttpResponseBase | None]:
         """run_unit(); while the run asks for work outside the database (OutsideWorkNeeded),
         that work on a thread of its own, no worker held, then the request again with it."""
         done = ()

@@ -268,7 +268,8 @@ def outside_result(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     """For a sync view on its worker (the admin): fn(*args, **kwargs), run outside the
     database. The first time, this run ends (rolled back) and the pipeline runs fn off the
     worker, then the request again, where the same call (same fn and arguments) returns
-    fn's result or raises its exception. Call it before writing anything."""
+    fn's result or raises its exception. What the view did before the call is done again in
+    the second run (the first run's writes are rolled back)."""
     unit = current_unit()
     call = (fn, args, kwargs)
     for done, result, error in unit.outside_done:

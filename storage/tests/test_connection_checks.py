@@ -17,7 +17,6 @@ import pytest
 from arv.auth.tokens import token_issue
 from arv.testing.admin import log_in, parse_page
 from arv.testing.servers import PROJECT_DIR
-from companies.models import Company
 from storage.models import StorageConnection
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -125,31 +124,43 @@ def test_moving_a_local_disk_outside_the_roots_is_422_and_changes_nothing(staff,
     assert (local_connection.base_path, minio.provider) != ("/etc", "local_disk")
 
 
-def storage_settings(**env: str) -> list[str]:
-    """LOCAL_STORAGE_ROOTS, STORAGE_TEST_TIMEOUT and YANDEX_DISK_API_URL as a fresh process reads them."""
+def storage_settings(**env: str) -> subprocess.CompletedProcess:
+    """LOCAL_STORAGE_ROOTS, LOCAL_STORAGE_ROOT, STORAGE_TEST_TIMEOUT and YANDEX_DISK_API_URL as a
+    fresh process reads them, "|"-separated."""
     code = (
         "import django; django.setup(); from django.conf import settings as s; "
         "print(s.LOCAL_STORAGE_ROOTS, s.LOCAL_STORAGE_ROOT, s.STORAGE_TEST_TIMEOUT, s.YANDEX_DISK_API_URL, sep='|')"
     )
     base = {"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "arv.settings", "ARV_ENV_FILE": os.devnull}
-    result = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-c", code],
         cwd=PROJECT_DIR,
         env={**base, "DJANGO_SECRET_KEY": "k", **env},
         capture_output=True,
         text=True,
     )
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip().split("|")
 
 
 def test_storage_settings_defaults_and_overrides():
-    roots, root, timeout, api = storage_settings(ARV_LOCAL_STORAGE_ROOT="/srv/arv")
-    assert (roots, root, timeout, api) == ("[PosixPath('/srv/arv')]", "/srv/arv", "10", "https://cloud-api.yandex.net")
-    roots, _, timeout, api = storage_settings(
+    defaults = storage_settings(ARV_LOCAL_STORAGE_ROOT="/srv/arv")
+    assert defaults.stdout.split("|") == ["[PosixPath('/srv/arv')]", "/srv/arv", "10", "https://cloud-api.yandex.net\n"]
+    chosen = storage_settings(
         ARV_LOCAL_STORAGE_ROOTS="/srv/a, /srv/b", ARV_STORAGE_TEST_TIMEOUT="2.5", ARV_YANDEX_DISK_API_URL="http://y"
     )
-    assert (roots, timeout, api) == ("[PosixPath('/srv/a'), PosixPath('/srv/b')]", "2.5", "http://y")
+    assert chosen.stdout.split("|")[0::2] == ["[PosixPath('/srv/a'), PosixPath('/srv/b')]", "2.5"]
+    assert chosen.stdout.split("|")[3] == "http://y\n"
+
+
+@pytest.mark.parametrize(
+    ("env", "error"),
+    [
+        ({"ARV_LOCAL_STORAGE_ROOTS": "/srv/a,relative"}, "ARV_LOCAL_STORAGE_ROOTS must name absolute paths"),
+        ({"ARV_STORAGE_TEST_TIMEOUT": "soon"}, "ARV_STORAGE_TEST_TIMEOUT='soon' is not a number"),
+    ],
+)
+def test_bad_storage_settings_are_a_startup_error(env, error):
+    result = storage_settings(**env)
+    assert result.returncode != 0 and error in result.stderr, result.stderr
 
 
 # --- 201 Created answers say where the new object is ---------------------------------------
@@ -228,38 +239,32 @@ def test_the_admin_refuses_a_local_disk_outside_the_roots(live_url, superuser, s
 ONE_WORKER = {"DB_POOL_SIZE": "1", "DB_MAX_OVERFLOW": "0", "ARV_STORAGE_TEST_TIMEOUT": "3"}
 
 
+@pytest.fixture
+def one_worker_server(start_server, staff_user, silent_endpoint):
+    """(server with one database worker, a staff token, a minio connection to the silent endpoint)."""
+    credentials = {"endpoint": silent_endpoint.endpoint, "access_key": "a", "secret_key": "s", "bucket": "arv-b"}
+    connection = minio_connection("Silent", {**credentials, "secure": False})
+    return start_server(**ONE_WORKER), token_issue(user=staff_user)[1], connection
+
+
 def assert_others_served_while_pending(server_url: str, token: str, pending, silent_endpoint) -> None:
     """While `pending` (a future: a check against the silent endpoint) waits, the only worker
     serves other requests: each one finishes before the check does."""
     assert silent_endpoint.connected.wait(10), "the check never reached the endpoint"
     with httpx.Client(base_url=server_url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as api:
-        for _ in range(5):
+        for number in range(5):
             assert api.get("/api/companies").status_code == 200
-            assert api.post("/api/companies", json={"name": f"Meanwhile {Company.objects.count()}"}).status_code == 201
+            assert api.post("/api/companies", json={"name": f"Meanwhile {number}"}).status_code == 201
     assert not pending.done(), "the other requests waited for the check"
 
 
 @pytest.mark.slow
-def test_an_api_check_against_a_silent_endpoint_holds_no_worker(start_server, staff_user, silent_endpoint):
-    token = token_issue(user=staff_user)[1]
-    server = start_server(**ONE_WORKER)
-    connection = minio_connection(
-        "Silent",
-        {
-            "endpoint": silent_endpoint.endpoint,
-            "access_key": "a",
-            "secret_key": "s",
-            "bucket": "arv-b",
-            "secure": False,
-        },
-    )
+def test_an_api_check_against_a_silent_endpoint_holds_no_worker(one_worker_server, silent_endpoint):
+    server, token, connection = one_worker_server
+    headers = {"Authorization": f"Bearer {token}"}
     with ThreadPoolExecutor(1) as pool:
-        pending = pool.submit(
-            httpx.post,
-            f"{server.url}/api/storage/connections/{connection.id}/test",
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=30,
-        )
+        url = f"{server.url}/api/storage/connections/{connection.id}/test"
+        pending = pool.submit(httpx.post, url, headers=headers, timeout=30)
         assert_others_served_while_pending(server.url, token, pending, silent_endpoint)
         answer = pending.result()
     assert answer.status_code == 200, answer.text
@@ -269,25 +274,14 @@ def test_an_api_check_against_a_silent_endpoint_holds_no_worker(start_server, st
 
 
 @pytest.mark.slow
-def test_an_admin_check_against_a_silent_endpoint_holds_no_worker(start_server, superuser, staff_user, silent_endpoint):
-    token = token_issue(user=staff_user)[1]
-    server = start_server(**ONE_WORKER)
-    connection = minio_connection(
-        "Silent admin",
-        {
-            "endpoint": silent_endpoint.endpoint,
-            "access_key": "a",
-            "secret_key": "s",
-            "bucket": "arv-b",
-            "secure": False,
-        },
-    )
+def test_an_admin_check_against_a_silent_endpoint_holds_no_worker(one_worker_server, superuser, silent_endpoint):
+    server, token, connection = one_worker_server
     with admin_session(server.url) as browser, ThreadPoolExecutor(1) as pool:
         pending = pool.submit(run_test_action, browser, connection)
         assert_others_served_while_pending(server.url, token, pending, silent_endpoint)
         answer = pending.result()
         assert answer.status_code == 302, answer.text[:2000]
         page = browser.get(answer.headers["Location"]).text
-    assert f"Silent admin: {silent_endpoint.endpoint} did not answer within 3 s." in page
+    assert f"Silent: {silent_endpoint.endpoint} did not answer within 3 s." in page
     connection.refresh_from_db()
     assert connection.test_status == "error"
