@@ -16,7 +16,9 @@
        the outcome decides: status < 400 commits, anything else rolls back. A
        deadlock or serialization failure runs the request once more (a fresh unit)
        unless it acted outside the database; an unreachable database is 503 with
-       Retry-After; anything else the error it is.
+       Retry-After; anything else the error it is. A sync request that asks for work
+       outside the database (outside_result) ends its run; that work runs off the
+       worker and the request runs again in a fresh unit, with the result.
     5. /api/ answers JSON  an error page Django made (400, 404, 500, ...) becomes
                            {"detail": ...}; the API never answers HTML.
     6. send, close         response.close() sends request_finished.
@@ -57,13 +59,22 @@ from arv.db.errors import (
     classify,
     database_error_response,
 )
-from arv.db.transaction import ClientDisconnected, UnitOfWork, current_unit
+from arv.db.transaction import (
+    ClientDisconnected,
+    OutsideWorkNeeded,
+    UnitOfWork,
+    current_unit,
+    run_outside_call,
+)
 from arv.db.workers import close_pool, get_pool, in_database_worker
 from arv.web.static import static_files_middleware
 
 logger = logging.getLogger("arv")
 
 API_PREFIX = "/api/"
+
+# How many times one sync request may ask for work outside the database (outside_result).
+MAX_OUTSIDE_CALLS = 3
 
 
 class BodyTooLarge(Exception):
@@ -144,20 +155,20 @@ class Pipeline:
             finally:
                 response.close()
         finally:
-            body.close()
+            body.discard()
 
     async def respond(self, handler, scope, body, request, receive) -> HttpResponseBase | None:
         """Run the request in a unit of work; once more in a fresh one after a deadlock.
         None when its client left before it got a worker."""
         client_left = functools.partial(client_has_left, receive)
-        unit, response = await run_unit(handler, request, client_left)
+        unit, response = await self.run(handler, scope, body, request, client_left)
         if classify_failure(unit) is Failure.TRANSIENT and unit.retryable:
             logger.info("%s %s: %s, running it once more", request.method, request.path, _reason(unit.failure))
             body.seek(0)
             request, error = handler.create_request(scope, body)
             if request is None:
                 return error
-            unit, response = await run_unit(handler, request, client_left)
+            unit, response = await self.run(handler, scope, body, request, client_left)
         if unit is None:
             return None
         failure = classify_failure(unit)
@@ -165,6 +176,24 @@ class Pipeline:
             # Nothing answered, or Django's 500 page for what is an outage or a conflict.
             response = database_error_response(unit.failure, as_json=handler is self.api)
         return response
+
+    async def run(
+        self, handler, scope, body, request, client_left
+    ) -> tuple[UnitOfWork | None, HttpResponseBase | None]:
+        """run_unit(); while the run asks for work outside the database (OutsideWorkNeeded),
+        that work on a thread of its own, no worker held, then the request again with it."""
+        done = ()
+        unit, response = await run_unit(handler, request, client_left)
+        while unit is not None and unit.outside_needed is not None:
+            if len(done) == MAX_OUTSIDE_CALLS:
+                return unit, HttpResponse("The request kept asking for work outside the database.", status=409)
+            done = (*done, await run_outside_call(unit.outside_needed))
+            body.seek(0)
+            request, error = handler.create_request(scope, body)
+            if request is None:
+                return unit, error
+            unit, response = await run_unit(handler, request, client_left, done)
+        return unit, response
 
     async def serve_static(self, scope, send) -> None:
         if self._static is None:
@@ -246,14 +275,18 @@ class SiteHandler(ASGIHandler):
         return noting_failures
 
 
-async def run_unit(handler, request, client_left) -> tuple[UnitOfWork | None, HttpResponseBase | None]:
+async def run_unit(handler, request, client_left, outside_done=()) -> tuple[UnitOfWork | None, HttpResponseBase | None]:
     """One run of the request in a fresh unit of work: (unit, response or None if nothing
-    answered); (None, None) if its client left while it waited for a worker."""
-    unit = UnitOfWork(get_pool(), client_left=client_left)
+    answered); (None, None) if its client left while it waited for a worker. A run that
+    asked for work outside the database names it in unit.outside_needed."""
+    unit = UnitOfWork(get_pool(), client_left=client_left, outside_done=outside_done)
     try:
         return unit, await handler.respond(request, unit)
     except ClientDisconnected:
         return None, None
+    except OutsideWorkNeeded as needed:
+        unit.outside_needed = needed.call
+        return unit, None
     except UnitAborted:
         return unit, None
     except DATABASE_ERRORS as exc:  # leasing or beginning failed: nothing ran
@@ -281,22 +314,35 @@ def declared_length(scope) -> int:
     return 0
 
 
-async def read_body(scope, receive, limit: int) -> tempfile.SpooledTemporaryFile:
+class RequestBody(tempfile.SpooledTemporaryFile):
+    """A request's body, kept for a second run of the request (after a deadlock, or once its
+    work outside the database is done): Django closes a request's stream once it has read it
+    (request.body), which only rewinds this one. The pipeline discards it at the end."""
+
+    def close(self) -> None:
+        if not self.closed:
+            self.seek(0)
+
+    def discard(self) -> None:
+        super().close()
+
+
+async def read_body(scope, receive, limit: int) -> RequestBody:
     """The request body, refused (BodyTooLarge) before it is read if its declared length is
     over limit, and as soon as it grows past limit otherwise (chunked)."""
     if declared_length(scope) > limit:
         raise BodyTooLarge()
-    body = tempfile.SpooledTemporaryFile(max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE, mode="w+b")
+    body = RequestBody(max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE, mode="w+b")
     size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            body.close()
+            body.discard()
             raise RequestAborted()
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            body.close()
+            body.discard()
             raise BodyTooLarge()
         body.write(chunk)
         if not message.get("more_body", False):

@@ -115,6 +115,18 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Where the seeded "Local Storage" connection keeps files.
 LOCAL_STORAGE_ROOT = Path(os.environ.get("ARV_LOCAL_STORAGE_ROOT", BASE_DIR / "var" / "storage"))
+# Where local_disk connections may point (base_path resolves inside one of them).
+LOCAL_STORAGE_ROOTS = [
+    Path(root.strip()) for root in os.environ.get("ARV_LOCAL_STORAGE_ROOTS", "").split(",") if root.strip()
+] or [LOCAL_STORAGE_ROOT]
+if not all(root.is_absolute() for root in LOCAL_STORAGE_ROOTS):
+    raise ImproperlyConfigured(f"ARV_LOCAL_STORAGE_ROOTS must name absolute paths: {LOCAL_STORAGE_ROOTS}")
+# Storage connection checks: the whole check's deadline, and where Yandex Disk's API is.
+try:
+    STORAGE_TEST_TIMEOUT = env_number("ARV_STORAGE_TEST_TIMEOUT", 10, minimum=0.1, integer=False)
+except ConfigurationError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
+YANDEX_DISK_API_URL = os.environ.get("ARV_YANDEX_DISK_API_URL", "https://cloud-api.yandex.net")
 
 # HTTPS deployment (see README, "Deploying"): all off unless asked for.
 if env_bool("DJANGO_HTTPS", False):

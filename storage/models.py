@@ -1,5 +1,8 @@
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+
+from storage.providers.local_disk import outside_roots
 
 
 class Provider(models.TextChoices):
@@ -43,6 +46,11 @@ class StorageConnection(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        # The admin's form error; the API's 422 is the service's (storage.services).
+        if self.provider == Provider.LOCAL_DISK and self.base_path and (problem := outside_roots(self.base_path)):
+            raise ValidationError({"base_path": problem})
 
 
 class FolderType(models.TextChoices):
