@@ -116,6 +116,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Where the seeded "Local Storage" connection keeps files.
 LOCAL_STORAGE_ROOT = Path(os.environ.get("ARV_LOCAL_STORAGE_ROOT", BASE_DIR / "var" / "storage"))
 
+# Keys for storage credentials at rest (storage.credentials): the first encrypts, all decrypt;
+# a key derived from SECRET_KEY always decrypts too, and encrypts when none is set.
+CREDENTIALS_KEYS = [k.strip() for k in os.environ.get("ARV_CREDENTIALS_KEYS", "").split(",") if k.strip()]
+
 # HTTPS deployment (see README, "Deploying"): all off unless asked for.
 if env_bool("DJANGO_HTTPS", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

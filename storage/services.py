@@ -15,7 +15,7 @@ from arv.db.transaction import outside_database
 from arv.web.errors import Conflict, InvalidInput
 from companies.access import require_staff
 from companies.selectors import company_get
-from storage.models import Provider, StorageConnection, StorageFolder, TestStatus
+from storage.models import Provider, StorageConnection, StorageFolder, TestStatus, connection_base_path
 from storage.selectors import connection_get
 
 # What each remote provider needs in `credentials` before it can be used.
@@ -35,9 +35,18 @@ def _require_base_path(provider: str, base_path: str | None) -> None:
         raise InvalidInput("base_path", "base_path is required for local_disk connections.", "missing")
 
 
+def _stored_base_path(provider: str, base_path: str | None) -> str | None:
+    """The base path as the provider keeps it (canonical for remote providers), else 422."""
+    try:
+        return connection_base_path(provider, base_path)
+    except ValueError as exc:
+        raise InvalidInput("base_path", f"Path {exc}.") from None
+
+
 def connection_create(*, user: AbstractBaseUser, **fields: Any) -> StorageConnection:
     require_staff(user)
     _require_base_path(fields["provider"], fields.get("base_path"))
+    fields["base_path"] = _stored_base_path(fields["provider"], fields.get("base_path"))
     if fields.get("is_default"):
         connection_clear_other_defaults(None)
     connection = StorageConnection.objects.create(**fields)
@@ -49,6 +58,9 @@ def connection_update(*, user: AbstractBaseUser, connection_id: int, **fields: A
     for field, value in fields.items():
         setattr(connection, field, value)
     _require_base_path(connection.provider, connection.base_path)
+    if {"provider", "base_path"} & set(fields):
+        connection.base_path = _stored_base_path(connection.provider, connection.base_path)
+        fields["base_path"] = connection.base_path
     if fields.get("is_default"):
         connection_clear_other_defaults(connection.pk)
     connection.save(update_fields=[*fields, "updated_at"])
