@@ -67,7 +67,8 @@ class CompanyAdmin(NoCredentialsLookups, admin.ModelAdmin):
     ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Company]:
-        return with_folders_count(super().get_queryset(request))
+        # The connection's credentials are never shown here: not read, not decrypted.
+        return with_folders_count(super().get_queryset(request)).defer("storage_connection__credentials")
 
     @admin.display(description="folders", ordering="folders_count")
     def folder_count(self, company: Company) -> int:
