@@ -105,7 +105,11 @@ class EncryptedJSONField(models.TextField):
         return credentials.decrypt(value) if isinstance(value, str) else value
 
     def get_prep_value(self, value: Any) -> str | None:
-        return None if value is None else credentials.encrypt(value)
+        if value is None:
+            return None
+        if not isinstance(value, dict):  # a JSON text would be stored as one string, not an object
+            raise TypeError(f"{self.name} must be a dict, not {type(value).__name__}")
+        return credentials.encrypt(value)
 
     def value_to_string(self, obj: models.Model) -> str | None:
         return self.get_prep_value(self.value_from_object(obj))

@@ -95,6 +95,19 @@ def test_folders_added_inline_are_canonical_and_one_path_per_company(admin):
     assert not Company.objects.filter(name="Inline Escape").exists()
 
 
+def test_two_inline_spellings_of_one_folder_path_are_a_form_error(admin):
+    folder = {"name": "a", "folder_type": "custom", "files_count": "0", "total_size_bytes": "0"}
+    inlines = {f"folders-{i}-{field}": value for i in (0, 1) for field, value in folder.items()}
+    answer = add_company(
+        admin,
+        name="Twice Co",
+        **inlines,
+        **{"folders-TOTAL_FORMS": "2", "folders-0-path": "a/b", "folders-1-path": "/a/b/"},
+    )
+    assert_refused(answer, "duplicate")
+    assert not Company.objects.filter(name="Twice Co").exists()
+
+
 @pytest.mark.parametrize("metadata", ["{nope", "[1, 2]", '{"x": NaN}', '{"x": "nul\\u0000"}'])
 def test_metadata_that_is_not_a_storable_object_is_a_form_error(admin, metadata):
     answer = add_company(admin, name="Meta Co", metadata=metadata)

@@ -115,3 +115,8 @@ def test_the_api_has_no_credentials_filter(staff):
     probe = staff.get("/api/storage/connections", params={"credentials__secret_key__startswith": "S3CR3T-q7"})
     assert probe.status_code == 200 and probe.json() == everything  # the parameter means nothing
     assert "S3CR3T" not in probe.text
+
+
+def test_credentials_must_be_an_object_even_from_the_shell():
+    with pytest.raises(TypeError, match="dict"):
+        StorageConnection.objects.create(name="Text", provider="minio", credentials='{"a": 1}')
