@@ -128,6 +128,10 @@ except ConfigurationError as exc:
     raise ImproperlyConfigured(str(exc)) from None
 YANDEX_DISK_API_URL = os.environ.get("ARV_YANDEX_DISK_API_URL", "https://cloud-api.yandex.net")
 
+# Keys for storage credentials at rest (storage.credentials): the first encrypts, all decrypt;
+# a key derived from SECRET_KEY always decrypts too, and encrypts when none is set.
+CREDENTIALS_KEYS = [k.strip() for k in os.environ.get("ARV_CREDENTIALS_KEYS", "").split(",") if k.strip()]
+
 # HTTPS deployment (see README, "Deploying"): all off unless asked for.
 if env_bool("DJANGO_HTTPS", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

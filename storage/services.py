@@ -12,7 +12,7 @@ from django.utils import timezone
 from arv.web.errors import Conflict, InvalidInput
 from companies.access import require_staff
 from companies.selectors import company_get
-from storage.models import Provider, StorageConnection, StorageFolder, TestStatus
+from storage.models import Provider, StorageConnection, StorageFolder, TestStatus, connection_base_path
 from storage.providers import Outcome, check_connection
 from storage.providers.local_disk import outside_roots
 from storage.selectors import connection_get
@@ -23,17 +23,23 @@ def connection_clear_other_defaults(connection_id: int | None) -> None:
     StorageConnection.objects.filter(is_default=True).exclude(pk=connection_id).update(is_default=False)
 
 
-def _require_base_path(provider: str, base_path: str | None, *, confine: bool = True) -> None:
-    """local_disk needs a base_path inside the allowed roots (checked when it is set)."""
+def _checked_base_path(provider: str, base_path: str | None, *, confine: bool = True) -> str | None:
+    """The base path as the provider keeps it (canonical for remote providers), else 422.
+    A local_disk one is required and, when it is set or changed, must lie inside the roots."""
     if provider == Provider.LOCAL_DISK and not base_path:
         raise InvalidInput("base_path", "base_path is required for local_disk connections.", "missing")
+    try:
+        base_path = connection_base_path(provider, base_path)
+    except ValueError as exc:
+        raise InvalidInput("base_path", f"Path {exc}.") from None
     if confine and provider == Provider.LOCAL_DISK and (problem := outside_roots(base_path)):
         raise InvalidInput("base_path", problem)
+    return base_path
 
 
 def connection_create(*, user: AbstractBaseUser, **fields: Any) -> StorageConnection:
     require_staff(user)
-    _require_base_path(fields["provider"], fields.get("base_path"))
+    fields["base_path"] = _checked_base_path(fields["provider"], fields.get("base_path"))
     if fields.get("is_default"):
         connection_clear_other_defaults(None)
     connection = StorageConnection.objects.create(**fields)
@@ -44,7 +50,10 @@ def connection_update(*, user: AbstractBaseUser, connection_id: int, **fields: A
     connection = connection_get(user=user, connection_id=connection_id)
     for field, value in fields.items():
         setattr(connection, field, value)
-    _require_base_path(connection.provider, connection.base_path, confine=bool({"provider", "base_path"} & {*fields}))
+    moves = bool({"provider", "base_path"} & set(fields))
+    base_path = _checked_base_path(connection.provider, connection.base_path, confine=moves)
+    if moves:
+        connection.base_path = fields["base_path"] = base_path
     if fields.get("is_default"):
         connection_clear_other_defaults(connection.pk)
     connection.save(update_fields=[*fields, "updated_at"])

@@ -197,7 +197,8 @@ def test_add_company_with_folder_then_search(admin_browser: WebDriver, live_url:
     assert row.find_element(By.CSS_SELECTOR, ".field-slug").text == "acme-browser"
     assert row.find_element(By.CSS_SELECTOR, ".field-folder_count").text == "1"
     folder = StorageFolder.objects.get(company__name="Acme Browser")
-    assert (folder.name, folder.path, folder.folder_type) == ("Portraits", "acme/portraits", "portraits")
+    # Stored in the canonical form (API.md, Paths).
+    assert (folder.name, folder.path, folder.folder_type) == ("Portraits", "/acme/portraits", "portraits")
 
     fill(driver, "searchbar", "acme")
     submit(driver, driver.find_element(By.CSS_SELECTOR, "#changelist-search input[type=submit]"))
