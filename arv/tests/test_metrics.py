@@ -7,7 +7,10 @@ token, and to anyone else is the 404 of any path ARV does not serve.
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -19,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from arv.auth.tokens import token_issue
 from arv.metrics.directory import SERVERS_DIR
 from arv.testing.fixtures import SERVER_POOL
+from arv.testing.servers import PROJECT_DIR
 from companies.models import Company
 
 pytestmark = [
@@ -178,6 +182,35 @@ def test_metrics_are_off_without_a_token(live_url):
     # The in-thread server has no ARV_METRICS_TOKEN: no token opens /metrics.
     for headers in ({}, {"Authorization": "Bearer"}, {"Authorization": "Bearer anything"}):
         assert httpx.get(f"{live_url}/metrics", headers=headers).status_code == 404
+
+
+def test_dbstatus_shows_every_server_process_pool(start_server, tmp_path):
+    metrics_dir = tmp_path / "metrics"
+    env = {"ARV_METRICS_TOKEN": METRICS_TOKEN, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+    server = start_server(uvicorn_args=("--workers", "2"), **env)
+    pids = {
+        s.labels["pid"]
+        for s in scrape_until(server.url, lambda m: len(m.get("arv_db_pool_bound", [])) == 2)["arv_db_pool_bound"]
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "dbstatus", "--json"],
+        cwd=PROJECT_DIR,
+        env={**os.environ, "DATABASE_URL": server_database_url(), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    (status,) = json.loads(result.stdout)["servers"]
+    assert status["metrics_dir"] == str(metrics_dir)
+    assert {str(p["pid"]) for p in status["processes"]} == pids
+    assert all(p["bound"] == BOUND and 1 <= p["workers"] <= BOUND for p in status["processes"])
+
+
+def server_database_url() -> str:
+    from arv.testing.postgres import current_database_url
+
+    return current_database_url()
 
 
 def test_a_connection_that_fails_its_health_check_is_counted_as_a_reconnect(start_server, observer):
