@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-import uuid
+import secrets
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
@@ -32,7 +32,7 @@ def request_id_from(headers: list[tuple[bytes, bytes]]) -> str:
             if _ACCEPTED_ID.fullmatch(text):
                 return text
             break
-    return uuid.uuid4().hex
+    return secrets.token_hex(16)  # as random as uuid4().hex, a third of its cost (py-spy, bench/)
 
 
 class RequestIdFilter(logging.Filter):
