@@ -128,7 +128,7 @@ def test_two_server_processes_under_load_add_up_in_one_scrape(start_server, toke
     assert not [name for name in os.listdir(server_dir) if name.startswith("gauge_liveall_")]
 
 
-def test_a_killed_process_leaves_the_pool_gauges(start_server, tmp_path):
+def test_a_killed_process_pool_gauges_go_at_the_next_scrape(start_server, tmp_path):
     metrics_dir = tmp_path / "metrics"
     server = start_server(
         uvicorn_args=("--workers", "2"), ARV_METRICS_TOKEN=METRICS_TOKEN, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir)
