@@ -3,6 +3,7 @@ the request, the database worker's included; JSON lines with ARV_LOG_FORMAT=json
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 
@@ -11,6 +12,8 @@ import pytest
 from django.db import connection
 
 from arv.auth.tokens import token_issue
+from arv.db.transaction import in_own_thread
+from arv.logs import request_id
 from companies.models import Company
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -72,3 +75,12 @@ def test_log_level_and_the_text_format_carry_the_request_id(start_server):
     output = server.output()
     assert re.search(r"WARNING django.request \[text-format-1\] Not Found: /api/no-such-endpoint", output)
     assert "database connections closed" not in output  # arv's INFO line, below ARV_LOG_LEVEL
+
+
+def test_work_outside_the_database_logs_with_the_request_id():
+    # run_outside_db / outside_result run their work on a thread of its own: in the request's context.
+    async def request() -> str:
+        request_id.set("outside-7")
+        return await in_own_thread(request_id.get)
+
+    assert asyncio.run(request()) == "outside-7"
