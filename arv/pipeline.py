@@ -1,5 +1,9 @@
 """The one request pipeline: every HTTP request ARV serves goes through Pipeline.http().
 
+       request id          X-Request-ID (the client's if acceptable, else made): on the
+                           answer and on every log line written for it (arv.logs).
+       /metrics            to Authorization: Bearer ARV_METRICS_TOKEN only, no worker
+                           (arv.metrics.endpoint); to anyone else the 404 of any path.
     1. static file?        ServeStatic answers it; no worker, no body read.
     2. limits before work  Content-Length over ARV_MAX_BODY_BYTES: 413 before the body
                            is read; a chunked body is cut off at the limit.
@@ -22,9 +26,12 @@
     5. /api/ answers JSON  an error page Django made (400, 404, 500, ...) becomes
                            {"detail": ...}; the API never answers HTML.
     6. send, close         response.close() sends request_finished.
+       counted             requests by method, route (URL pattern) and status, and their
+                           latency (arv.metrics.series); a line in the access log if on.
 
 The lifespan protocol (which Django does not speak) checks the connection budget
-at start-up and closes every database connection at shutdown.
+at start-up (and, with metrics on, samples the pool into its gauges every second) and
+closes every database connection at shutdown.
 
 Invariant: in a server process, a database connection is only ever opened on a
 database worker (guard_connections), so the bound DB_POOL_SIZE + DB_MAX_OVERFLOW
@@ -38,6 +45,7 @@ import functools
 import logging
 import tempfile
 import threading
+import time
 
 from asgiref.sync import iscoroutinefunction
 from django.conf import settings
@@ -48,7 +56,7 @@ from django.core.handlers.exception import convert_exception_to_response
 from django.db import close_old_connections, reset_queries
 from django.db.backends.signals import connection_created
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseNotFound, JsonResponse
-from django.urls import set_script_prefix
+from django.urls import Resolver404, resolve, set_script_prefix
 from django.utils.module_loading import import_string
 from servestatic.middleware import ServeStaticMiddleware
 
@@ -67,11 +75,19 @@ from arv.db.transaction import (
     run_outside_call,
 )
 from arv.db.workers import close_pool, get_pool, in_database_worker
+from arv.logs import request_id, request_id_from
+from arv.metrics import endpoint as metrics
+from arv.metrics.series import observe_request
 from arv.web.static import static_files_middleware
 
 logger = logging.getLogger("arv")
+access_log = logging.getLogger("arv.access")
 
 API_PREFIX = "/api/"
+# The route label of what no URL pattern serves (bounded: never the raw path), and of static files.
+UNMATCHED_ROUTE, STATIC_ROUTE = "<unmatched>", "<static>"
+# The status counted for a request whose client left before it was answered (as nginx logs it).
+CLIENT_LEFT = 499
 
 # How many times one sync request may ask for work outside the database (outside_result).
 MAX_OUTSIDE_CALLS = 3
@@ -102,6 +118,7 @@ class Pipeline:
         self.static_prefix: str = settings.SERVESTATIC_STATIC_PREFIX
         self._static: ServeStaticMiddleware | None = None
         self.max_body = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        self.metrics_token: str = settings.METRICS_TOKEN
         if guard_connections:
             connection_created.connect(refuse_connections_outside_workers, dispatch_uid="arv.pipeline.guard")
             # Django's per-request upkeep acts on the calling thread's connections, and the
@@ -121,41 +138,58 @@ class Pipeline:
             raise ValueError(f"ARV serves HTTP, not {scope['type']}")
 
     async def http(self, scope, receive, send) -> None:
+        started = time.perf_counter()
+        request_id.set(request_id_from(scope["headers"]))
         path = path_info(scope)
         is_api = path.startswith(API_PREFIX) or path == API_PREFIX.rstrip("/")
         handler = self.api if is_api else self.site
-        # 1. Static files: nothing to read, nothing to lease.
-        if path.startswith(self.static_prefix):
-            await self.serve_static(scope, send)
+        if path == metrics.PATH and metrics.authorized(scope["headers"], self.metrics_token):
+            # The metrics, to their scraper only (anyone else: the 404 of any unknown path, below).
+            await self.send_response(self.site, await metrics.response(), send)
             return
-        # 2. Limits before work.
+        request = response = route = None
         try:
-            body = await read_body(scope, receive, self.max_body)
-        except RequestAborted:
-            return
-        except BodyTooLarge:
-            await handler.send_response(too_large(self.max_body, is_api), send)
-            return
-        try:
-            # 3. Django's request.
-            set_script_prefix(get_script_prefix(scope))
-            signals.request_started.send(sender=handler.__class__, scope=scope)
-            request, response = handler.create_request(scope, body)
-            if request is not None:
-                # 4. Its unit of work.
-                response = await self.respond(handler, scope, body, request, receive)
-                if response is None:
-                    return  # the client left before it was served
-            # 5. The API answers JSON only.
-            if is_api:
-                response = as_json(response, request)
-            # 6. Send, close.
+            # 1. Static files: nothing to read, nothing to lease.
+            if path.startswith(self.static_prefix):
+                route, response = STATIC_ROUTE, await self.serve_static(scope, send)
+                return
+            # 2. Limits before work.
             try:
-                await handler.send_response(response, send)
+                body = await read_body(scope, receive, self.max_body)
+            except RequestAborted:
+                return
+            except BodyTooLarge:
+                response = too_large(self.max_body, is_api)
+                await self.send_response(handler, response, send)
+                return
+            try:
+                # 3. Django's request.
+                set_script_prefix(get_script_prefix(scope))
+                signals.request_started.send(sender=handler.__class__, scope=scope)
+                request, response = handler.create_request(scope, body)
+                if request is not None:
+                    # 4. Its unit of work.
+                    response = await self.respond(handler, scope, body, request, receive)
+                    if response is None:
+                        return  # the client left before it was served
+                # 5. The API answers JSON only.
+                if is_api:
+                    response = as_json(response, request)
+                # 6. Send, close.
+                await self.send_response(handler, response, send)
             finally:
-                response.close()
+                body.discard()
         finally:
-            body.discard()
+            if route is None:
+                route = route_of(request, path)
+            finished(scope, route, response, time.perf_counter() - started)
+
+    async def send_response(self, handler, response: HttpResponseBase, send) -> None:
+        response["X-Request-ID"] = request_id.get()
+        try:
+            await handler.send_response(response, send)
+        finally:
+            response.close()
 
     async def respond(self, handler, scope, body, request, receive) -> HttpResponseBase | None:
         """Run the request in a unit of work; once more in a fresh one after a deadlock.
@@ -195,27 +229,31 @@ class Pipeline:
             unit, response = await run_unit(handler, request, client_left, done)
         return unit, response
 
-    async def serve_static(self, scope, send) -> None:
+    async def serve_static(self, scope, send) -> HttpResponseBase:
         if self._static is None:
             set_script_prefix(get_script_prefix(scope))
             self._static = static_files_middleware(_static_not_found)
         request = ASGIRequest(scope, tempfile.SpooledTemporaryFile())
         response = await self._static(request)
-        try:
-            await self.site.send_response(response, send)
-        finally:
-            response.close()
+        await self.send_response(self.site, response, send)
+        return response
 
     async def lifespan(self, receive, send) -> None:
+        sampling: asyncio.Future | None = None
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 await check_connection_budget()
+                if self.metrics_token:
+                    sampling = asyncio.ensure_future(metrics.sample_pool_forever())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 # In-flight requests are done (uvicorn waits for them first).
                 await asyncio.to_thread(close_pool)
                 logger.info("database connections closed")
+                if sampling is not None:
+                    sampling.cancel()
+                    metrics.process_stopped()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -292,6 +330,26 @@ async def run_unit(handler, request, client_left, outside_done=()) -> tuple[Unit
     except DATABASE_ERRORS as exc:  # leasing or beginning failed: nothing ran
         unit.failure = unit.failure or exc
         return unit, None
+
+
+def route_of(request: HttpRequest | None, path: str) -> str:
+    """The URL pattern that served the request (a metrics label must not be the raw path)."""
+    match = getattr(request, "resolver_match", None)
+    if match is None:  # not resolved (413, a pool timeout before the view ran, a 404): resolve it now
+        try:
+            match = resolve(path)
+        except Resolver404:
+            return UNMATCHED_ROUTE
+    return "/" + str(match.route)
+
+
+def finished(scope, route: str, response: HttpResponseBase | None, seconds: float) -> None:
+    """A request is done: counted in the metrics, and a line in the access log if it is on."""
+    status = response.status_code if response is not None else CLIENT_LEFT
+    observe_request(scope["method"], route, status, seconds)
+    if access_log.isEnabledFor(logging.INFO):
+        client = scope.get("client") or ("-", 0)
+        access_log.info("%s %s %s %d %.1fms", client[0], scope["method"], scope["path"], status, seconds * 1000)
 
 
 def classify_failure(unit: UnitOfWork | None) -> Failure | None:

@@ -44,16 +44,18 @@ import asyncio
 import concurrent.futures
 import functools
 import threading
+import time
 from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
+from contextvars import ContextVar, copy_context
 from typing import Any, TypeVar
 
 from asgiref.sync import ThreadSensitiveContext
-from django.db import connections, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from pydantic import TypeAdapter
 
 from arv.db.errors import DATABASE_ERRORS
 from arv.db.workers import DatabaseWorker, DatabaseWorkerPool, worker_state
+from arv.metrics.series import DATABASE_SECONDS, RECONNECTS, WORKER_WAIT_SECONDS
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -110,6 +112,8 @@ class UnitOfWork:
         # asked for next (OutsideWorkNeeded).
         self.outside_done = outside_done
         self.outside_needed: OutsideCall | None = None
+        # Seconds its trips ran on the worker (the metrics' time in the database).
+        self.database_seconds = 0.0
         self._client_left = client_left
         self._leasing = asyncio.Lock()
         self.executor = _UnitExecutor(self)
@@ -181,8 +185,13 @@ class UnitOfWork:
     async def _lease(self) -> DatabaseWorker:
         worker = self.pool.try_acquire()
         if worker is not None:
+            WORKER_WAIT_SECONDS.observe(0.0)
             return worker
-        worker = await self.pool.acquire()
+        started = time.perf_counter()
+        try:
+            worker = await self.pool.acquire()
+        finally:
+            WORKER_WAIT_SECONDS.observe(time.perf_counter() - started)
         # It waited in line: if its client left meanwhile, nobody wants the answer. (Checked
         # once it has its worker, not watched throughout: a watch per waiting request costs
         # the event loop more than the rare abandoned request does.)
@@ -203,8 +212,12 @@ class UnitOfWork:
         self.worker, self.finished = None, True
         # Back to the pool once the job has run, not before: a worker still busy with a
         # long commit (or one waiting for a lock) is not free, and DB_POOL_TIMEOUT must hold.
-        done.add_done_callback(lambda _: self.pool.release(worker))
+        done.add_done_callback(lambda _: self._ended(worker))
         return await asyncio.shield(done)
+
+    def _ended(self, worker: DatabaseWorker) -> None:
+        self.pool.release(worker)
+        DATABASE_SECONDS.observe(self.database_seconds)
 
 
 class _UnitExecutor(concurrent.futures.Executor):
@@ -291,9 +304,11 @@ async def run_outside_call(call: OutsideCall) -> OutsideDone:
 
 
 async def in_own_thread(fn: Callable[[], T]) -> T:
-    """fn() on a new daemon thread (not a shared executor, which slow calls would fill up)."""
+    """fn() on a new daemon thread (not a shared executor, which slow calls would fill up),
+    in a copy of the caller's context (the request id of its log lines)."""
     loop = asyncio.get_running_loop()
     done: asyncio.Future[T] = loop.create_future()
+    context = copy_context()
 
     def settle(result: Any, error: BaseException | None) -> None:
         if done.cancelled():
@@ -305,7 +320,7 @@ async def in_own_thread(fn: Callable[[], T]) -> T:
 
     def run() -> None:
         try:
-            result = fn()
+            result = context.run(fn)
         except BaseException as exc:
             loop.call_soon_threadsafe(settle, None, exc)
         else:
@@ -348,6 +363,7 @@ def _never(_: Any) -> bool:
 def _step(unit: UnitOfWork, fn: Callable[[], T], begin: bool, end: bool, commit: Callable[[T], bool]) -> T:
     """One trip to the worker: begin the transaction if asked, run fn, end it if asked
     (committing only if fn succeeded and commit(result) says so)."""
+    started = time.perf_counter()
     try:
         if begin:
             _begin()
@@ -364,6 +380,8 @@ def _step(unit: UnitOfWork, fn: Callable[[], T], begin: bool, end: bool, commit:
         if unit.failure is None:
             unit.failure = exc
         raise
+    finally:
+        unit.database_seconds += time.perf_counter() - started
 
 
 def _nothing() -> None:
@@ -374,9 +392,12 @@ def _begin() -> None:
     for conn in connections.all(initialized_only=True):
         conn.queries_log.clear()
         conn.close_if_unusable_or_obsolete()  # CONN_MAX_AGE, broken connections
+    reused = connections[DEFAULT_DB_ALIAS].connection
     atomic = transaction.atomic(durable=True)
     atomic.__enter__()  # with CONN_HEALTH_CHECKS, pings a reused connection first
     worker_state.atomic = atomic
+    if reused is not None and connections[DEFAULT_DB_ALIAS].connection is not reused:
+        RECONNECTS.inc()  # the ping failed: Django closed it and connected again
 
 
 def _end(commit: bool) -> None:
