@@ -7,6 +7,7 @@ from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
 
 from arv.db.config import ConfigurationError, database_from_env, env_bool, env_number, pool_settings_from_env
+from arv.web.checks import DEVELOPMENT_SECRET_KEY
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # The operator's .env (bin/serve writes one); ARV_ENV_FILE names another, or none
@@ -17,6 +18,8 @@ try:
     DEBUG = env_bool("DJANGO_DEBUG", False)
     DATABASE_POOL = pool_settings_from_env()
     DATABASES = {"default": database_from_env(BASE_DIR / "db.sqlite3", DATABASE_POOL)}
+    # Server processes on this database, for the connection budget check (0: uvicorn's --workers).
+    SERVER_PROCESSES = env_number("ARV_SERVER_PROCESSES", 0)
     DATA_UPLOAD_MAX_MEMORY_SIZE = env_number("ARV_MAX_BODY_BYTES", 1024 * 1024, minimum=1024)
 except ConfigurationError as exc:
     raise ImproperlyConfigured(str(exc)) from None
@@ -27,7 +30,7 @@ if not SECRET_KEY:
         raise ImproperlyConfigured(
             "DJANGO_SECRET_KEY is not set. Set it (any long random string) or run with DJANGO_DEBUG=true."
         )
-    SECRET_KEY = "insecure-development-key-only-used-with-DJANGO_DEBUG"
+    SECRET_KEY = DEVELOPMENT_SECRET_KEY  # check --deploy warns (arv.W202)
 
 ALLOWED_HOSTS = [
     h.strip() for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1").split(",") if h.strip()
