@@ -55,11 +55,14 @@ def _uvicorn_workers(argv: list[str]) -> int | None:
     import uvicorn
     from uvicorn.main import main as uvicorn_command
 
-    # uvicorn's own option parsing and defaults (--workers, $WEB_CONCURRENCY, --reload).
-    params = uvicorn_command.make_context("uvicorn", list(argv[1:]), resilient_parsing=True).params
-    if params.get("reload"):
-        return 1
-    return uvicorn.Config(app=params.get("app") or "", workers=params.get("workers"), log_config=None).workers
+    try:
+        # uvicorn's own option parsing and defaults (--workers, $WEB_CONCURRENCY, --reload).
+        params = uvicorn_command.make_context("uvicorn", list(argv[1:]), resilient_parsing=True).params
+        if params.get("reload"):
+            return 1
+        return uvicorn.Config(app=params.get("app") or "", workers=params.get("workers"), log_config=None).workers
+    except Exception:  # a check must never stop the server: fall back to WEB_CONCURRENCY
+        return None
 
 
 def connection_budget(alias: str = "default") -> checks.CheckMessage | None:
