@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import orjson
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import DataError, IntegrityError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -56,7 +57,11 @@ class OrjsonRenderer(BaseRenderer):
 api = NinjaAPI(
     title="ARV API",
     version="1.0.0",
-    description="Companies and their storage. See API.md for the contract.",
+    # Relative to /api/docs, so it also works below a mount point (--root-path).
+    description=(
+        "Companies and their storage. The reference, with authentication, permissions, errors "
+        "and curl examples: [API reference](reference) (docs/API.md in ARV's repository)."
+    ),
     auth=api_auth,
     parser=ObjectBodyParser(),
     renderer=OrjsonRenderer(),
@@ -110,6 +115,15 @@ def invalid_input(request: HttpRequest, exc: InvalidInput) -> HttpResponse:
 # 503 for an unreachable database, 409 for a deadlock the pipeline did not run again, else 500.
 for database_error in DATABASE_ERRORS:
     api.add_exception_handler(database_error, lambda request, exc: database_error_response(exc))
+
+
+REFERENCE = settings.BASE_DIR / "docs" / "API.md"
+
+
+@api.get("/reference", auth=None, include_in_schema=False)
+async def reference(request: HttpRequest) -> HttpResponse:
+    """docs/API.md, the reference the interactive docs link to (a file of the project, read per request)."""
+    return HttpResponse(REFERENCE.read_bytes(), content_type="text/markdown; charset=utf-8")
 
 
 class HealthOut(Schema):

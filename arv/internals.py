@@ -1,4 +1,4 @@
-"""Every private or undocumented Django, asgiref and ServeStatic API ARV relies on, in one place.
+"""Every private or undocumented Django, asgiref, ServeStatic and uvicorn API ARV relies on, in one place.
 
 The pipeline (arv.pipeline) and the unit of work (arv.db.transaction) build on
 Django's ASGI handler and asgiref's thread routing below their documented
@@ -22,6 +22,7 @@ from django.core.handlers.asgi import ASGIHandler, ASGIRequest
 from django.core.handlers.base import BaseHandler
 from django.db.backends.base.base import BaseDatabaseWrapper
 from servestatic.middleware import ServeStaticMiddleware
+from uvicorn import main as uvicorn_main
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,12 @@ INTERNALS = (
         ("self", "get_response", "settings"),
         "arv.web.static: ServeStatic at the front of the pipeline, its sources chosen by ARV",
     ),
+    Internal(
+        uvicorn_main,
+        "main",
+        None,
+        "arv.db.checks.server_processes: uvicorn's own command (click) reads the server's --workers",
+    ),
 )
 
 
@@ -104,7 +111,7 @@ def check_internals(app_configs=None, **kwargs) -> list[Error]:
     return [
         Error(
             problem,
-            hint="A Django, asgiref or ServeStatic upgrade changed what ARV builds on: see arv/internals.py.",
+            hint="A Django, asgiref, ServeStatic or uvicorn upgrade changed what ARV builds on: see arv/internals.py.",
             id="arv.E001",
         )
         for problem in problems()

@@ -60,7 +60,7 @@ from django.urls import Resolver404, resolve, set_script_prefix
 from django.utils.module_loading import import_string
 from servestatic.middleware import ServeStaticMiddleware
 
-from arv.db.budget import warn_if_budget_too_large
+from arv.db.checks import connection_budget
 from arv.db.errors import (
     DATABASE_ERRORS,
     Failure,
@@ -468,10 +468,14 @@ def refuse_connections_outside_workers(sender, connection, **kwargs) -> None:
 
 
 async def check_connection_budget() -> None:
+    """The deploy check arv.W101 (arv.db.checks), logged at start-up with this server's process count."""
     try:
-        await UnitOfWork(get_pool()).run(warn_if_budget_too_large, last=True)
+        problem = await UnitOfWork(get_pool()).run(connection_budget, last=True)
     except DATABASE_ERRORS as exc:
         logger.warning("could not check the connection budget (database unreachable: %s)", _reason(exc))
+        return
+    if problem is not None:
+        logger.warning("%s (%s). %s", problem.msg, problem.id, problem.hint)
 
 
 async def _static_not_found(request: HttpRequest) -> HttpResponse:

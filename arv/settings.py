@@ -1,6 +1,7 @@
 """ARV settings. Everything an operator changes comes from the environment (or a .env file)."""
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -15,6 +16,7 @@ from arv.db.config import (
     pool_settings_from_env,
 )
 from arv.logs import LOG_FORMATS, LOG_LEVELS, logging_config
+from arv.web.checks import DEVELOPMENT_SECRET_KEY
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # The operator's .env (bin/serve writes one); ARV_ENV_FILE names another, or none
@@ -25,6 +27,10 @@ try:
     DEBUG = env_bool("DJANGO_DEBUG", False)
     DATABASE_POOL = pool_settings_from_env()
     DATABASES = {"default": database_from_env(BASE_DIR / "db.sqlite3", DATABASE_POOL)}
+    # Server processes on this database, for the connection budget check (0: uvicorn's --workers).
+    SERVER_PROCESSES = env_number("ARV_SERVER_PROCESSES", 0)
+    AXES_FAILURE_LIMIT = env_number("ARV_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+    AXES_COOLOFF_TIME = timedelta(seconds=env_number("ARV_LOGIN_COOLOFF_SECONDS", 15 * 60, minimum=1))
     DATA_UPLOAD_MAX_MEMORY_SIZE = env_number("ARV_MAX_BODY_BYTES", 1024 * 1024, minimum=1024)
     LOGGING = logging_config(
         log_format=env_choice("ARV_LOG_FORMAT", "text", tuple(LOG_FORMATS)),
@@ -41,7 +47,7 @@ if not SECRET_KEY:
         raise ImproperlyConfigured(
             "DJANGO_SECRET_KEY is not set. Set it (any long random string) or run with DJANGO_DEBUG=true."
         )
-    SECRET_KEY = "insecure-development-key-only-used-with-DJANGO_DEBUG"
+    SECRET_KEY = DEVELOPMENT_SECRET_KEY  # check --deploy warns (arv.W202)
 
 ALLOWED_HOSTS = [
     h.strip() for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1").split(",") if h.strip()
@@ -51,6 +57,7 @@ CSRF_TRUSTED_ORIGINS = [o.strip() for o in os.environ.get("DJANGO_CSRF_TRUSTED_O
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
+    "axes",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
@@ -73,6 +80,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # django-axes' lockout answer (last, as axes asks), committed although it is a 429.
+    "arv.auth.middleware.keep_lockout_writes",
+    "axes.middleware.AxesMiddleware",
 ]
 API_MIDDLEWARE = [
     "arv.web.middleware.ApiSecurityMiddleware",
@@ -98,6 +108,20 @@ TEMPLATES = [
         },
     },
 ]
+
+AUTHENTICATION_BACKENDS = [
+    # Refuses a locked-out login before the password is even hashed (django-axes).
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Admin login throttling (django-axes): after ARV_LOGIN_FAILURE_LIMIT failures for one
+# username, or from one address, logins are refused (429) until ARV_LOGIN_COOLOFF_SECONDS
+# have passed since the last attempt; a successful login resets the count. The address is
+# REMOTE_ADDR, which uvicorn takes from X-Forwarded-For only for a proxy it trusts
+# (--forwarded-allow-ips / FORWARDED_ALLOW_IPS, default 127.0.0.1).
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each one on its own
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "admin/login_locked_out.html"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

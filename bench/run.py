@@ -855,7 +855,7 @@ class Bench:
         (where the process's CPU goes), then all threads' wall-clock samples (where a request waits)."""
         py_spy = shutil.which("py-spy") or str(VENV_BIN / "py-spy")
         if not Path(py_spy).exists():
-            log("py-spy not installed (pip install -r bench/requirements.txt): no profile")
+            log("py-spy not installed (bin/setup --bench): no profile")
             return
         seconds, c = self.args.profile_seconds, self.args.profile_connections
         self.profile = {"seconds": seconds, "connections": c}
@@ -968,7 +968,7 @@ class Bench:
         try:
             render_chart(rows, chart)
         except ImportError:
-            log("matplotlib missing (pip install -r bench/requirements.txt): no chart")
+            log("matplotlib missing (bin/setup --bench): no chart")
             chart = None
         print()
         print(md)

@@ -4,8 +4,10 @@ from django.core import checks
 from django.db.backends.signals import connection_created
 
 from arv import internals
+from arv.db import checks as database_checks
 from arv.db import echo
 from arv.db.workers import count_connection, set_unit_deadlines
+from arv.web import checks as web_checks
 
 
 class DatabaseConfig(AppConfig):
@@ -18,3 +20,8 @@ class DatabaseConfig(AppConfig):
         connection_created.connect(set_unit_deadlines, dispatch_uid="arv.db.deadlines")
         connection_created.connect(count_connection, dispatch_uid="arv.db.count")
         checks.register(internals.check_internals)
+        checks.register(database_checks.check_database_settings, deploy=True)
+        checks.register(database_checks.check_connection_budget, checks.Tags.database, deploy=True)
+        checks.register(database_checks.check_pgbouncer, checks.Tags.database, deploy=True)
+        checks.register(web_checks.check_static_files_collected, checks.Tags.staticfiles, deploy=True)
+        checks.register(web_checks.check_secret_key, checks.Tags.security, deploy=True)

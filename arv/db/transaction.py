@@ -19,7 +19,7 @@ pipeline (arv.pipeline) opens one for every request that is not a static file:
   An async request runs in `unit.serve(respond)`; a sync one (the admin) runs whole
   on the worker: `unit.serve_sync(respond)`.
 - The pipeline ends the unit when the response is ready: commit if its status is
-  below 400, else roll back, and gives the worker back.
+  below 400 (or the response says `keep_writes`), else roll back, and gives the worker back.
 - Every database error a trip raises is noted on the unit (`unit.failure`), so
   the pipeline can tell a deadlock (run the request again) from an outage (503)
   even after a view turned the error into a response.
@@ -348,8 +348,18 @@ def _adapter(schema: Any) -> TypeAdapter[Any]:
     return TypeAdapter(schema)
 
 
+def keep_writes(response: Any) -> Any:
+    """Commit the request's writes although the response's status is 400 or more.
+
+    For an answer that refuses *because of* what the request recorded: the admin's
+    login lockout (429) must keep the failed attempt that caused it (arv.auth.middleware).
+    """
+    response.arv_keep_writes = True
+    return response
+
+
 def _succeeded(response: Any) -> bool:
-    return response.status_code < 400
+    return response.status_code < 400 or getattr(response, "arv_keep_writes", False)
 
 
 def _always(_: Any) -> bool:

@@ -322,6 +322,15 @@ def test_the_bound_holds_per_worker_process(tmp_path, collected_static, token, c
 
 def test_startup_warns_when_the_connection_budget_cannot_fit(start_server):
     # 3 processes x (150 + 0) connections cannot fit in PostgreSQL's max_connections (100 here).
-    server = start_server(WEB_CONCURRENCY="3", DB_POOL_SIZE="150", DB_MAX_OVERFLOW="0")
+    # The count is uvicorn's own --workers (each worker process reads it), no WEB_CONCURRENCY.
+    server = start_server(uvicorn_args=("--workers", "3"), DB_POOL_SIZE="150", DB_MAX_OVERFLOW="0")
     server.terminate()
-    assert "connection budget does not fit: 3 processes" in server.output()
+    output = server.output()
+    assert "connection budget does not fit: 3 processes" in output
+    assert "(arv.W101)" in output and "processes from uvicorn's --workers" in output
+
+
+def test_startup_is_quiet_when_the_connection_budget_fits(start_server):
+    server = start_server(uvicorn_args=("--workers", "2"))  # 2 x (4 + 2)
+    server.terminate()
+    assert "connection budget" not in server.output()

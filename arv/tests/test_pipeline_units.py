@@ -120,7 +120,11 @@ def test_an_admin_page_waiting_longer_than_the_pool_timeout_is_a_503(start_serve
 
 @watches_sessions
 def test_wrong_password_logins_wait_for_a_worker_instead_of_opening_connections(start_server, observer, superuser):
-    server = start_server(**TEST_VIEWS, DB_POOL_SIZE="2", DB_MAX_OVERFLOW="1")
+    # Every attempt hashes a password (no lockout here: test_admin_login_throttling covers it) and
+    # records the failure; 12 of them on 3 workers of a loaded machine may wait more than 5 s.
+    server = start_server(
+        **TEST_VIEWS, DB_POOL_SIZE="2", DB_MAX_OVERFLOW="1", DB_POOL_TIMEOUT="30", ARV_LOGIN_FAILURE_LIMIT="100"
+    )
 
     def wrong_login(_: int) -> int:
         with httpx.Client(base_url=server.url, timeout=60) as browser:

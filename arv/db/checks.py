@@ -1,0 +1,174 @@
+"""System checks for the database configuration (`manage.py check --deploy --database default`).
+
+- arv.W101 the connection budget: every server process's pool must fit in PostgreSQL's
+  max_connections, less the reserved slots and the other clients' connections;
+- arv.W102 a SQLite database with a pool larger than its one writer can use;
+- arv.W103 / arv.W104 a connection pooler (PgBouncer) in front of PostgreSQL that
+  DB_PGBOUNCER does not know about, or DB_PGBOUNCER on a direct connection;
+- arv.E105 DB_PGBOUNCER on SQLite.
+
+The ones that need a connection are tagged `database` (Django runs those only with
+--database). The budget check also runs at server start-up (arv.pipeline's lifespan), which logs its warning.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core import checks
+from django.db import DatabaseError, connections
+
+# SQLite takes the write lock when a transaction begins (transaction_mode IMMEDIATE), so
+# requests run one at a time whatever the pool: a few workers keep the next request ready,
+# more only wait on the file lock instead of in the pool's queue.
+SQLITE_USEFUL_CONNECTIONS = 4
+
+
+def server_processes() -> tuple[int, str]:
+    """(processes serving ARV on this database, where that number came from).
+
+    ARV_SERVER_PROCESSES when set (the total over every server and host on the database).
+    Else uvicorn's own settings when this process is uvicorn (its worker processes are
+    spawned with the parent's sys.argv, so they see the same command line): --workers,
+    else WEB_CONCURRENCY, else 1. Else (manage.py check) WEB_CONCURRENCY, else 1.
+    """
+    if settings.SERVER_PROCESSES:
+        return settings.SERVER_PROCESSES, "ARV_SERVER_PROCESSES"
+    workers = _uvicorn_workers(sys.argv)
+    if workers is not None:
+        return workers, "uvicorn's --workers / WEB_CONCURRENCY"
+    concurrency = os.environ.get("WEB_CONCURRENCY", "").strip()
+    if concurrency.isdigit():
+        return max(1, int(concurrency)), "WEB_CONCURRENCY"
+    return 1, "default (set ARV_SERVER_PROCESSES or WEB_CONCURRENCY)"
+
+
+def _uvicorn_workers(argv: list[str]) -> int | None:
+    """The worker count uvicorn's command line (and environment) gives, or None if argv is not uvicorn's."""
+    program = Path(argv[0]) if argv else Path()
+    if program.name != "uvicorn" and program.parts[-2:] != ("uvicorn", "__main__.py"):
+        return None
+    import uvicorn
+    from uvicorn.main import main as uvicorn_command
+
+    try:
+        # uvicorn's own option parsing and defaults (--workers, $WEB_CONCURRENCY, --reload).
+        params = uvicorn_command.make_context("uvicorn", list(argv[1:]), resilient_parsing=True).params
+        if params.get("reload"):
+            return 1
+        return uvicorn.Config(app=params.get("app") or "", workers=params.get("workers"), log_config=None).workers
+    except Exception:  # a check must never stop the server: fall back to WEB_CONCURRENCY
+        return None
+
+
+def connection_budget(alias: str = "default") -> checks.CheckMessage | None:
+    """arv.W101 when the server processes' connections cannot fit in PostgreSQL's, else None."""
+    connection = connections[alias]
+    if connection.vendor != "postgresql":
+        return None
+    application_name = connection.settings_dict.get("OPTIONS", {}).get("application_name", "arv")
+    with connection.cursor() as cursor:
+        # Slots a non-superuser may take (reserved_connections exists from PostgreSQL 16 on),
+        # and those other clients hold now (ARV's own processes are counted by the budget).
+        cursor.execute(
+            "SELECT current_setting('max_connections')::int, "
+            "current_setting('superuser_reserved_connections')::int "
+            "+ coalesce(current_setting('reserved_connections', true)::int, 0), "
+            "(SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
+            "AND application_name IS DISTINCT FROM %s)",
+            [application_name],
+        )
+        max_connections, reserved, others = cursor.fetchone()
+    processes, source = server_processes()
+    per_process = settings.DATABASE_POOL.max_connections
+    needed, available = processes * per_process, max_connections - reserved - others
+    if needed <= available:
+        return None
+    return checks.Warning(
+        f"connection budget does not fit: {processes} processes x (DB_POOL_SIZE + DB_MAX_OVERFLOW = "
+        f"{per_process}) = {needed} > {available} connections the database allows (max_connections "
+        f"{max_connections} - {reserved} reserved - {others} held by other clients); processes from {source}",
+        hint="Lower DB_POOL_SIZE / DB_MAX_OVERFLOW or the number of server processes, or raise max_connections.",
+        id="arv.W101",
+    )
+
+
+def check_connection_budget(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list:
+    if not databases or "default" not in databases:
+        return []
+    try:
+        message = connection_budget("default")
+    except DatabaseError as exc:  # e.g. unreachable
+        return [
+            checks.Warning(
+                f"could not check the connection budget: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}",
+                id="arv.W100",
+            )
+        ]
+    return [message] if message else []
+
+
+def check_database_settings(app_configs: Any = None, **kwargs: Any) -> list:
+    """What the settings alone show (no connection): a SQLite pool too large, PgBouncer on SQLite."""
+    pool = settings.DATABASE_POOL
+    if connections["default"].vendor != "sqlite":
+        return []
+    if pool.pgbouncer:
+        return [checks.Error("DB_PGBOUNCER=true but DATABASE_URL names SQLite", id="arv.E105")]
+    if pool.max_connections <= SQLITE_USEFUL_CONNECTIONS:
+        return []
+    return [
+        checks.Warning(
+            f"DB_POOL_SIZE + DB_MAX_OVERFLOW = {pool.max_connections} on SQLite, which runs one transaction "
+            f"at a time: the extra connections only wait on the file's write lock",
+            hint=f"Use PostgreSQL, or at most {SQLITE_USEFUL_CONNECTIONS} (e.g. DB_POOL_SIZE=2 DB_MAX_OVERFLOW=2).",
+            id="arv.W102",
+        )
+    ]
+
+
+def behind_a_pooler(alias: str = "default") -> bool:
+    """True when a connection pooler sits between ARV and PostgreSQL.
+
+    libpq learns a backend pid from the server's BackendKeyData message; PgBouncer sends its
+    own (random) key instead of PostgreSQL's, so it differs from the pid the backend reports.
+    """
+    connection = connections[alias]
+    connection.ensure_connection()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (backend_pid,) = cursor.fetchone()
+    return connection.connection.info.backend_pid != backend_pid
+
+
+def check_pgbouncer(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list:
+    pgbouncer = settings.DATABASE_POOL.pgbouncer
+    if not databases or "default" not in databases or connections["default"].vendor != "postgresql":
+        return []
+    try:
+        pooled = behind_a_pooler("default")
+    except DatabaseError:
+        return []  # check_connection_budget reports an unreachable database
+    if pooled and not pgbouncer:
+        return [
+            checks.Warning(
+                "DATABASE_URL leads through a connection pooler (PgBouncer?) but DB_PGBOUNCER is off: in "
+                "transaction pooling, prepared statements and the per-session deadlines break",
+                hint="Set DB_PGBOUNCER=true (README, Architecture), or connect straight to PostgreSQL.",
+                id="arv.W103",
+            )
+        ]
+    if pgbouncer and not pooled:
+        return [
+            checks.Warning(
+                "DB_PGBOUNCER=true but DATABASE_URL leads straight to PostgreSQL: prepared statements, "
+                "server-side binding and the DB_STATEMENT_TIMEOUT deadlines are off for nothing",
+                hint="Unset DB_PGBOUNCER, or point DATABASE_URL at PgBouncer.",
+                id="arv.W104",
+            )
+        ]
+    return []
