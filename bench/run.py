@@ -71,11 +71,19 @@ LUA = BENCH / "lua" / "scenario.lua"
 VENV_BIN = ROOT / ".venv" / "bin"
 PYTHON = str(VENV_BIN / "python") if (VENV_BIN / "python").exists() else sys.executable
 UVICORN = str(VENV_BIN / "uvicorn")
+GUNICORN = str(VENV_BIN / "gunicorn")
 
 ARV_SCENARIOS = ["detail", "list", "search", "create", "mix", "admin"]
 # admin only when asked for: its runs are long (below), and would take the full run past 10 minutes.
 DEFAULT_SCENARIOS = ["detail", "list", "search", "create", "mix"]
-PEER_SCENARIOS = ["detail", "list", "create"]
+PEER_SCENARIOS = ["detail", "list", "search", "create"]
+# The Django deployments a user would otherwise pick (bench/contenders/): target -> label.
+CONTENDERS = {"sync": "django-sync", "async": "django-async"}
+CONTENDER_SCENARIOS = ["detail", "list", "search", "create"]
+ALTERNATIVES = ["peer", *CONTENDERS]  # what ARV is compared with, side by side
+# Threads of a gunicorn gthread worker, and the max_size of Django's pool per process: one ARV
+# process's bound (DB_POOL_SIZE 20 + DB_MAX_OVERFLOW 10), so each holds as many connections.
+CONTENDER_CONNECTIONS = 30
 # A run's edges cut about one request per connection (they all start together; the last ones are
 # still in flight when wrk stops). An admin page costs ~100 ms of CPU, so a 2-3 s run would complete
 # only a few per connection: its runs last until about this many per connection have completed (as
@@ -130,6 +138,13 @@ class Postgres:
         with self.connect() as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
             conn.execute(f'CREATE DATABASE "{database}"')
+
+    def clone(self, template: str, database: str) -> None:
+        """A fresh copy of a seeded, analysed database (rows, indexes, statistics, visibility map):
+        every server starts on the same data, whatever an earlier one created."""
+        with self.connect() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{database}" TEMPLATE "{template}"')
 
     def sessions(self, database: str) -> int:
         with self.connect() as conn:
@@ -490,6 +505,9 @@ class Bench:
         self.profile: dict[str, Any] | None = None
         self.started = time.monotonic()
         self.main = Checkout("ARV", "arv", ROOT, PYTHON, UVICORN)
+        # Seeded once (the template), cloned fresh for every server: ARV's and the contenders'.
+        self.run_db = f"{args.database}_run"
+        self.peer_run_db = f"{args.peer_db}_run"
         base = Path(args.baseline_dir).resolve() if args.baseline_dir else None
         self.baseline = Checkout.at("baseline", "baseline", base) if base else None
 
@@ -588,11 +606,11 @@ class Bench:
 
     # -- setup -------------------------------------------------------------------------------
 
-    def arv_env(self, workers: int, checkout: Checkout | None = None) -> dict[str, str]:
+    def arv_env(self, workers: int, checkout: Checkout | None = None, database: str | None = None) -> dict[str, str]:
         checkout = checkout or self.main
         env = {k: v for k, v in os.environ.items() if not k.startswith("DB_")}  # DB_POOL_* etc.: defaults
         env.update(
-            DATABASE_URL=self.pg.url(self.args.database),
+            DATABASE_URL=self.pg.url(database or self.run_db),
             DJANGO_SECRET_KEY="bench",
             DJANGO_DEBUG="false",
             DJANGO_SETTINGS_MODULE="arv.settings",
@@ -606,7 +624,7 @@ class Bench:
         args = self.args
         log(f"database {args.database}: drop/create, migrate, seed {args.companies} companies x {args.folders} folders")
         self.pg.recreate(args.database)
-        env = self.arv_env(1)
+        env = self.arv_env(1, database=args.database)
         subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
         out = subprocess.run(
             [PYTHON, str(BENCH / "seed.py"), str(args.companies), str(args.folders), ADMIN_USERNAME, ADMIN_PASSWORD],
@@ -628,6 +646,7 @@ class Bench:
         )
         self.token = out.stdout.strip().splitlines()[-1]
         self.pg.settle(args.database)
+        self.pg.clone(args.database, self.run_db)
         log(f"seeded ids {self.ids[0]}..{self.ids[1]} in {self.seed['seconds']}s; superuser and staff token created")
 
     def collect_static(self, checkout: Checkout) -> None:
@@ -687,43 +706,64 @@ class Bench:
 
     # -- peer --------------------------------------------------------------------------------
 
-    def prepare_peer(self) -> tuple[str, str, Server | None]:
+    def prepare_peer(self) -> None:
+        """The peer's own database, seeded by its seed.py (which does not analyse it: bench/run does,
+        as it does ARV's), then cloned fresh for each of its servers."""
         args = self.args
         if not args.peer_dir:
-            return args.peer.rstrip("/"), args.peer_token or "", None
-        peer_dir = Path(args.peer_dir).resolve()
+            self.peer_token = args.peer_token or ""
+            return
+        peer_dir = self.peer_dir = Path(args.peer_dir).resolve()
         venv = Path(args.peer_venv)
-        peer_python, peer_uvicorn = venv / "bin" / "python", venv / "bin" / "uvicorn"
-        if not peer_uvicorn.exists():
+        self.peer_uvicorn = venv / "bin" / "uvicorn"
+        if not self.peer_uvicorn.exists():
             log(f"peer: creating {venv} and installing {peer_dir / 'requirements.txt'}")
             subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
             subprocess.run(
                 [str(venv / "bin" / "pip"), "install", "-q", "-r", str(peer_dir / "requirements.txt")], check=True
             )
-        log(f"peer: database {args.peer_db}: drop/create, seed {args.peer_companies} companies")
+        log(f"peer: database {args.peer_db}: drop/create, seed {args.peer_companies} companies, VACUUM ANALYZE")
         self.pg.recreate(args.peer_db)
         env = dict(os.environ, DATABASE_URL=self.pg.url(args.peer_db, "postgresql+asyncpg"))
         out = subprocess.run(
-            [str(peer_python), "seed.py", str(args.peer_companies)],
+            [str(venv / "bin" / "python"), "seed.py", str(args.peer_companies)],
             cwd=peer_dir,
             env=env,
             check=True,
             capture_output=True,
             text=True,
         )
-        token = out.stdout.strip().splitlines()[-1]
+        self.peer_token = out.stdout.strip().splitlines()[-1]
         self.pg.settle(args.peer_db)
+
+    def start_peer(self, workers: int) -> Server:
+        self.pg.clone(self.args.peer_db, self.peer_run_db)
         port = free_port()
-        server = self.start_server(
-            "peer",
-            self.uvicorn_argv("app:app", port, 1, ["--loop", "uvloop", "--http", "httptools"], str(peer_uvicorn)),
-            env,
-            peer_dir,
+        return self.start_server(
+            f"peer-w{workers}",
+            self.uvicorn_argv("app:app", port, workers, ["--loop", "uvloop", "--http", "httptools"],
+                              str(self.peer_uvicorn)),
+            dict(os.environ, DATABASE_URL=self.pg.url(self.peer_run_db, "postgresql+asyncpg")),
+            self.peer_dir,
             "/api/health",
-            1,
+            workers,
             port,
-        )
-        return server.base_url, token, server
+        )  # fmt: skip
+
+    # -- the Django contenders ---------------------------------------------------------------
+
+    def start_contender(self, target: str, workers: int) -> Server:
+        port = free_port()
+        env = self.arv_env(workers)
+        if target == "sync":
+            env["DJANGO_SETTINGS_MODULE"] = "bench.contenders.sync_gthread.settings"
+            argv = [GUNICORN, "bench.contenders.sync_gthread.wsgi:application", "--worker-class", "gthread",
+                    "--workers", str(workers), "--threads", str(CONTENDER_CONNECTIONS),
+                    "--bind", f"127.0.0.1:{port}", "--log-level", "warning"]  # fmt: skip
+        else:
+            env["DJANGO_SETTINGS_MODULE"] = "bench.contenders.async_pool.settings"
+            argv = self.uvicorn_argv("bench.contenders.async_pool.asgi:application", port, workers)
+        return self.start_server(f"{target}-w{workers}", argv, env, ROOT, "/api/health", workers, port)
 
     # -- phases ------------------------------------------------------------------------------
 
@@ -741,28 +781,56 @@ class Bench:
                 self.run_checkout(checkout, workers, batch, profile and checkout is self.main and i == len(batches) - 1)
 
     def run_checkout(self, checkout: Checkout, workers: int, scenarios: list[str], profile: bool) -> None:
+        self.pg.clone(self.args.database, self.run_db)
         server = self.start_arv(workers, checkout=checkout)
-        self.monitor.watch(self.args.database, server)
-        label = f"{checkout.name} {workers}w"
-        first = True
+        cookie = ""
         try:
-            cookie = self.login(server) if "admin" in scenarios else ""
-            for scenario in scenarios:
-                admin = scenario == "admin"  # a browser's session cookie, no API token
-                for c in self.args.conns:
-                    self.run_cell(
-                        Cell(checkout.target, label, workers, scenario, c),
-                        base_url=server.base_url,
-                        mode=scenario,
-                        token="" if admin else self.token,
-                        cookie=cookie if admin else "",
-                        ids=self.ids,
-                        database=self.args.database,
-                        warmup=self.args.warmup + 1 if first else None,
-                    )
-                    first = False
+            if "admin" in scenarios:
+                cookie = self.login(server)
+            self.run_scenarios(server, checkout.target, f"{checkout.name} {workers}w", workers, scenarios, cookie)
             if profile:
                 self.run_profile(server)
+        finally:
+            self.stop_server(server)
+
+    def run_scenarios(
+        self, server: Server | None, target: str, label: str, workers: int, scenarios: list[str], cookie: str = "",
+        base_url: str | None = None,
+    ) -> None:  # fmt: skip
+        peer = target == "peer"
+        database = self.args.peer_db if peer and not self.args.peer_dir else (self.peer_run_db if peer else self.run_db)
+        self.monitor.watch(database, server)
+        first = True
+        for scenario in scenarios:
+            admin = scenario == "admin"  # a browser's session cookie, no API token
+            for c in self.args.conns:
+                self.run_cell(
+                    Cell(target, label, workers, scenario, c),
+                    base_url=base_url or server.base_url,
+                    mode=scenario,
+                    token="" if admin else (self.peer_token if peer else self.token),
+                    cookie=cookie if admin else "",
+                    ids=(1, self.args.peer_companies) if peer else self.ids,
+                    database=database,
+                    warmup=self.args.warmup + 1 if first else None,
+                )
+                first = False
+
+    def run_contender(self, target: str, workers: int) -> None:
+        if target == "peer":
+            if self.args.peer:  # a peer someone else runs: measured as it is, at 1 process
+                if workers == 1:
+                    self.run_scenarios(None, "peer", "peer 1w", 1, self.args.peer_scenarios,
+                                       base_url=self.args.peer.rstrip("/"))  # fmt: skip
+                return
+            server = self.start_peer(workers)
+            scenarios = self.args.peer_scenarios
+        else:
+            self.pg.clone(self.args.database, self.run_db)
+            server = self.start_contender(target, workers)
+            scenarios = [s for s in self.args.scenarios if s in CONTENDER_SCENARIOS]
+        try:
+            self.run_scenarios(server, target, f"{CONTENDERS.get(target, target)} {workers}w", workers, scenarios)
         finally:
             self.stop_server(server)
 
@@ -773,27 +841,6 @@ class Bench:
             raise RuntimeError(f"{server.name}: admin login: {exc}; see {server.log_path}") from exc
         log(f"{server.name}: logged in to the admin as {ADMIN_USERNAME}")
         return cookie
-
-    def run_peer(self) -> None:
-        base_url, token, server = self.prepare_peer()
-        self.monitor.watch(self.args.peer_db, server)
-        first = True
-        try:
-            for scenario in self.args.peer_scenarios:
-                for c in self.args.conns:
-                    self.run_cell(
-                        Cell("peer", "peer 1w", 1, scenario, c),
-                        base_url=base_url,
-                        mode=scenario,
-                        token=token,
-                        ids=(1, self.args.peer_companies),
-                        database=self.args.peer_db,
-                        warmup=self.args.warmup + 1 if first else None,
-                    )
-                    first = False
-        finally:
-            if server is not None:
-                self.stop_server(server)
 
     def run_http_ceilings(self, workers: int) -> None:
         for target, app, ready, path, label in (
@@ -814,7 +861,7 @@ class Bench:
     def run_db_ceiling(self) -> None:
         """The detail SQL at min(connections, one ARV process's pool) client connections."""
         done: dict[int, Cell] = {}
-        self.monitor.watch(self.args.database, None)
+        self.monitor.watch(self.run_db, None)
         for c in self.args.conns:
             n = min(c, DB_POOL_MAX)
             if n in done:
@@ -832,7 +879,7 @@ class Bench:
             proc = subprocess.Popen(argv, cwd=ROOT, env=self.arv_env(1), stdout=subprocess.PIPE, text=True)
             for line in proc.stdout:
                 if line.startswith("WARMED"):
-                    cell.sessions_before = self.pg.sessions(self.args.database)
+                    cell.sessions_before = self.pg.sessions(self.run_db)
                     self.monitor.reset()
                 elif line.startswith("BENCH_JSON "):
                     cell.reps.append(json.loads(line[len("BENCH_JSON ") :]))
@@ -842,7 +889,7 @@ class Bench:
                     self.db_statements = json.loads(line[len("STATEMENTS ") :])
             if proc.wait() != 0:
                 raise RuntimeError("bench/dbceiling.py failed")
-            cell.sessions_after = self.pg.sessions(self.args.database)
+            cell.sessions_after = self.pg.sessions(self.run_db)
             self.cells.append(cell)
             done[n] = cell
             s = cell.summary()
@@ -893,10 +940,14 @@ class Bench:
             if not args.skip_ceilings:
                 self.run_http_ceilings(args.workers[0])
                 self.run_db_ceiling()
+            if args.peer_dir or args.peer:
+                self.prepare_peer()
+            alternatives = (["peer"] if args.peer_dir or args.peer else []) + args.contenders
             for i, workers in enumerate(args.workers):
+                # Each server in turn on a fresh clone of the same analysed data, one at a time.
                 self.run_arv(workers)
-                if i == 0 and (args.peer or args.peer_dir):
-                    self.run_peer()
+                for target in alternatives:
+                    self.run_contender(target, workers)
                 if i > 0 and not args.skip_ceilings:
                     self.run_http_ceilings(workers)
         finally:
@@ -985,7 +1036,7 @@ def add_fractions(rows: list[dict[str, Any]]) -> None:
     }
     db = {r["connections"]: r["rps"] for r in rows if r["target"] == "db"}
     for r in rows:
-        if r["target"] not in ("arv", "baseline", "peer"):
+        if r["target"] not in ("arv", "baseline", *ALTERNATIVES):
             continue
         key = (r["workers"], r["connections"])
         http, nodb = ceilings.get(("http", *key)), ceilings.get(("nodb", *key))
@@ -1051,10 +1102,10 @@ def render_markdown(data: dict[str, Any]) -> str:
         "RSS MB | % HTTP | % no-DB | % DB |",
         "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
-    order = {"http": 0, "nodb": 1, "db": 2, "arv": 3, "baseline": 4, "peer": 5}
+    order = {"http": 0, "nodb": 1, "db": 2, "arv": 3, "baseline": 4, "peer": 5, "sync": 6, "async": 7}
 
     def row_order(r: dict[str, Any]) -> tuple[int, int, int, int]:
-        workers = r["workers"] if r["target"] in ("arv", "baseline") else 0
+        workers = r["workers"]
         scenario = ARV_SCENARIOS.index(r["scenario"]) if r["scenario"] in ARV_SCENARIOS else 0
         return order[r["target"]], workers, scenario, r["connections"]
 
@@ -1068,7 +1119,7 @@ def render_markdown(data: dict[str, Any]) -> str:
             if r["peak_backends"] is not None and r["target"] not in ("http", "nodb")
             else "–"
         )
-        sess = fmt(r["sessions_per_1k"], 2) if r["target"] in ("arv", "baseline", "peer", "db") else "–"
+        sess = fmt(r["sessions_per_1k"], 2) if r["target"] not in ("http", "nodb") else "–"
         out.append(
             f"| {r['label']} | {r['scenario']} | {conns} | {fmt(r['rps'])} | {fmt(r['p50_ms'])} | {fmt(r['p99_ms'])} | "
             f"{fmt(r.get('little_mean_ms'))} | "
@@ -1081,11 +1132,7 @@ def render_markdown(data: dict[str, Any]) -> str:
         keys = sorted((k for k in baseline if k in arv), key=lambda k: (k[0], ARV_SCENARIOS.index(k[1]), k[2]))
         out += ["", f"## ARV vs baseline ({base['dir']} at git {base['git']}; same run, database and load)", ""]
         out += versus("baseline", ["workers", "scenario", "conns"], [(list(k), arv[k], baseline[k]) for k in keys])
-    peer = {(r["scenario"], r["connections"]): r for r in rows if r["target"] == "peer"}
-    if peer:
-        keys = sorted((k for k in peer if (1, *k) in arv), key=lambda k: (ARV_SCENARIOS.index(k[0]), k[1]))
-        out += ["", "## ARV vs peer (1 worker each, same machine, same run)", ""]
-        out += versus("peer", ["scenario", "conns"], [(list(k), arv[(1, *k)], peer[k]) for k in keys])
+    out += side_by_side(rows)
     out += ["", "## Scenarios", ""]
     out += [f"- **{k}**: {v}" for k, v in data["scenarios"].items()]
     prof = data.get("profile")
@@ -1127,11 +1174,86 @@ def render_markdown(data: dict[str, Any]) -> str:
 
 def lengthened_runs(rows: list[dict[str, Any]], duration: int) -> str:
     """The runs longer than --duration (MIN_REQUESTS_PER_CONNECTION), as a sentence."""
-    longer = [r for r in rows if r["target"] in ("arv", "baseline", "peer") and (r.get("duration_s") or 0) > duration]
+    longer = [
+        r for r in rows if r["target"] in ("arv", "baseline", *ALTERNATIVES) and (r.get("duration_s") or 0) > duration
+    ]
     if not longer:
         return ""
     runs = ", ".join(f"{r['label']} {r['scenario']} c={r['connections']} {r['duration_s']} s" for r in longer)
     return f"Runs lengthened so that each connection completes several requests (slow pages): {runs}. "
+
+
+def side_by_side(rows: list[dict[str, Any]]) -> list[str]:
+    """ARV beside every alternative that ran (peer, django-sync, django-async), per workers,
+    scenario and connections: req/s and ratios, p99, peak backends and new sessions per 1,000."""
+    by_key = {(r["target"], r["workers"], r["scenario"], r["connections"]): r for r in rows}
+    present = [t for t in ALTERNATIVES if any(r["target"] == t for r in rows)]
+    keys = sorted(
+        {k[1:] for k in by_key if k[0] == "arv" and any((t, *k[1:]) in by_key for t in present)},
+        key=lambda k: (k[0], ARV_SCENARIOS.index(k[1]), k[2]),
+    )
+    if not keys:
+        return []
+    names = ["ARV"] + [CONTENDERS.get(t, t) for t in present]
+    targets = ["arv", *present]
+    head = "| workers | scenario | conns | "
+    out = ["", "## Side by side (same machine, same run, each on a fresh clone of the same analysed data)", ""]
+    out += [
+        "req/s (median); ARV / X is the ratio of requests per second; **best** is the fastest alternative.",
+        "",
+        head + " | ".join(names) + " | " + " | ".join(f"ARV / {n}" for n in names[1:]) + " | ARV / best |",
+        "|--:|---|--:|" + "--:|" * (2 * len(names)),
+    ]
+    ratios_at_32 = []
+    for key in keys:
+        cells = [by_key.get((t, *key)) for t in targets]
+        arv = cells[0]
+        ratios = [arv["rps"] / c["rps"] if c and c["rps"] else None for c in cells[1:]]
+        best = max((c["rps"] for c in cells[1:] if c), default=0)
+        best_ratio = arv["rps"] / best if best else None
+        if key[2] == 32 and best_ratio is not None:
+            ratios_at_32.append((best_ratio, key))
+        out.append(
+            f"| {key[0]} | {key[1]} | {key[2]} | "
+            + " | ".join(fmt(c["rps"]) if c else "–" for c in cells)
+            + " | "
+            + " | ".join(fmt(x, 2) for x in ratios)
+            + f" | **{fmt(best_ratio, 2)}** |"
+        )
+    out += ["", "p99 latency, ms (median of the repetitions); ✓: ARV's is the lowest.", ""]
+    out += [head + " | ".join(names) + " | ARV lowest |", "|--:|---|--:|" + "--:|" * len(names) + "---|"]
+    p99_misses = 0
+    for key in keys:
+        cells = [by_key.get((t, *key)) for t in targets]
+        others = [c["p99_ms"] for c in cells[1:] if c and c["p99_ms"] is not None]
+        lowest = cells[0]["p99_ms"] is not None and all(cells[0]["p99_ms"] <= x for x in others)
+        p99_misses += not lowest
+        out.append(
+            f"| {key[0]} | {key[1]} | {key[2]} | "
+            + " | ".join(fmt(c["p99_ms"]) if c else "–" for c in cells)
+            + f" | {'✓' if lowest else '✗'} |"
+        )
+    out += ["", "Database: peak client backends / new sessions per 1,000 requests served.", ""]
+    out += [head + " | ".join(names) + " |", "|--:|---|--:|" + "--:|" * len(names)]
+    for key in keys:
+        cells = [by_key.get((t, *key)) for t in targets]
+        out.append(
+            f"| {key[0]} | {key[1]} | {key[2]} | "
+            + " | ".join(f"{c['peak_backends']} / {fmt(c['sessions_per_1k'], 2)}" if c else "–" for c in cells)
+            + " |"
+        )
+    arv_sessions = [by_key[("arv", *k)]["sessions_per_1k"] or 0 for k in keys]
+    summary = []
+    if ratios_at_32:
+        worst, where = min(ratios_at_32)
+        summary.append(
+            f"at 32 connections ARV / best alternative is {worst:.2f} at the lowest "
+            f"({where[1]}, {where[0]} process{'es' if where[0] > 1 else ''}; target 1.5)"
+        )
+    summary.append(f"ARV's p99 is above some alternative's in {p99_misses} of {len(keys)} cells (target 0)")
+    summary.append(f"ARV's new sessions per 1,000 requests: at most {max(arv_sessions):.2f} (target 0)")
+    out += ["", "**Against the targets:** " + "; ".join(summary) + "."]
+    return out
 
 
 def versus(other: str, keys: list[str], pairs: list[tuple[list[Any], dict[str, Any], dict[str, Any]]]) -> list[str]:
@@ -1245,7 +1367,8 @@ def render_chart(rows: list[dict[str, Any]], path: Path) -> None:
         if group not in groups:
             groups.append(group)
         workers = f"{r['workers']} worker" + ("s" if r["workers"] > 1 else "")
-        who = {"peer": "peer, 1 worker", "baseline": f"baseline, {workers}"}.get(r["target"], workers)
+        name = {"arv": "ARV", "baseline": "baseline", **CONTENDERS}.get(r["target"], r["target"])
+        who = f"{name}, {workers}" if r["target"] not in ("http", "nodb", "db") else workers
         series.setdefault(who, {})[group] = r
     order = [g for s in ARV_SCENARIOS for g in groups if g.startswith(s + "\n")]
     order += [g for g in groups if g not in order]
@@ -1305,6 +1428,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--peer-companies", type=int, default=10_000, help="companies the peer is seeded with (ids 1..N)")
     p.add_argument("--peer-scenarios", default=",".join(PEER_SCENARIOS))
     p.add_argument(
+        "--contenders",
+        default=",".join(CONTENDERS),
+        help="Django deployments measured beside ARV (bench/contenders/): sync,async or none",
+    )
+    p.add_argument(
         "--baseline-dir",
         help="another clone of this repository (its .venv from its bin/setup): measured as 'baseline' beside this one",
     )
@@ -1318,6 +1446,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.conns = [int(x) for x in args.conns.split(",")]
     args.scenarios = [s for s in args.scenarios.split(",") if s]
     args.peer_scenarios = [s for s in args.peer_scenarios.split(",") if s]
+    args.contenders = [c for c in args.contenders.split(",") if c and c != "none"]
+    if unknown := [c for c in args.contenders if c not in CONTENDERS]:
+        p.error(f"unknown contenders {','.join(unknown)} (known: {','.join(CONTENDERS)})")
     if args.profile_seconds is None:
         args.profile_seconds = 5 if q else 12
     if args.peer and args.peer_dir:
