@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from arv.db.queries import PageOfPaginator
 from companies.models import Company, CompanyMembership
 from companies.selectors import with_folders_count
 from companies.services import company_slug
@@ -39,6 +40,7 @@ class CompanyAdmin(admin.ModelAdmin):
     list_select_related = ["storage_connection"]
     readonly_fields = ["slug", "is_default", "storage_used_bytes", "created_at", "updated_at"]
     ordering = ["-created_at", "-id"]
+    paginator = PageOfPaginator  # folder counts for the page's rows only, not for every row before it
     inlines = [StorageFolderInline, CompanyMembershipInline]
     fieldsets = [
         (None, {"fields": ["name", "slug", "is_active", "is_default"]}),

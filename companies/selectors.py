@@ -11,7 +11,7 @@ from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
-from arv.db.queries import CompiledQuery
+from arv.db.queries import CompiledQuery, page_of
 from companies.access import companies_visible_to
 from companies.models import Company
 from storage.models import StorageFolder
@@ -56,7 +56,8 @@ def company_list(
         companies = companies.filter(is_active=is_active)
     total = companies.count()
     offset = (page - 1) * page_size
-    items = list(companies.order_by("-created_at", "-id")[offset : offset + page_size]) if offset < total else []
+    newest_first = companies.order_by("-created_at", "-id")
+    items = list(page_of(newest_first, offset, offset + page_size)) if offset < total else []
     return CompanyPage(items=items, total=total, page=page, page_size=page_size, total_pages=-(-total // page_size))
 
 
