@@ -618,6 +618,7 @@ class Bench:
             PYTHONPATH=str(checkout.root),
             ARV_STATIC_ROOT=str(checkout.static_root),
         )
+        env.update(item.split("=", 1) for item in self.args.arv_env)
         return env
 
     def prepare_arv_database(self) -> None:
@@ -1427,6 +1428,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--peer-db", default="peer", help="the peer's database (polled for backends/sessions)")
     p.add_argument("--peer-companies", type=int, default=10_000, help="companies the peer is seeded with (ids 1..N)")
     p.add_argument("--peer-scenarios", default=",".join(PEER_SCENARIOS))
+    p.add_argument(
+        "--arv-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an environment variable for ARV's servers (e.g. DB_ACTIVE_WORKERS=4); repeatable",
+    )
     p.add_argument(
         "--contenders",
         default=",".join(CONTENDERS),
