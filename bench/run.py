@@ -73,7 +73,7 @@ PYTHON = str(VENV_BIN / "python") if (VENV_BIN / "python").exists() else sys.exe
 UVICORN = str(VENV_BIN / "uvicorn")
 GUNICORN = str(VENV_BIN / "gunicorn")
 
-ARV_SCENARIOS = ["detail", "list", "search", "create", "mix", "admin"]
+ARV_SCENARIOS = ["detail", "list", "search", "create", "mix", "admin", "admin_search"]
 # admin only when asked for: its runs are long (below), and would take the full run past 10 minutes.
 DEFAULT_SCENARIOS = ["detail", "list", "search", "create", "mix"]
 PEER_SCENARIOS = ["detail", "list", "search", "create"]
@@ -88,7 +88,11 @@ CONTENDER_CONNECTIONS = 30
 # still in flight when wrk stops). An admin page costs ~100 ms of CPU, so a 2-3 s run would complete
 # only a few per connection: its runs last until about this many per connection have completed (as
 # the warm-up's rate predicts), at least --duration and at most MAX_RUN_SECONDS.
-MIN_REQUESTS_PER_CONNECTION = {"admin": 10}
+MIN_REQUESTS_PER_CONNECTION = {"admin": 10, "admin_search": 10}
+# --sizes: the reads whose cost must not grow with the data, each at every size; list and admin
+# pages among the first SIZES_PAGES only (a person pages from the front; page 50,000 is a search).
+SIZES_SCENARIOS = ["detail", "list", "search", "admin", "admin_search"]
+SIZES_PAGES = 100
 MAX_RUN_SECONDS = 30
 ADMIN_USERNAME, ADMIN_PASSWORD = "bench-admin", "bench-admin-password"
 ADMIN_CHANGELIST = "/admin/companies/company/"
@@ -101,6 +105,7 @@ SCENARIO_TEXT = {
     "mix": "60% detail, 30% list, 10% create",
     "admin": "GET /admin/companies/company/?p={random} (admin changelist, 100 rows a page) with a logged-in "
     "superuser's session cookie; 3xx answers count as errors",
+    "admin_search": "GET /admin/companies/company/?q={random number} (the admin changelist's search), logged in",
     "http": "bare ASGI app under uvicorn (small JSON)",
     "nodb": "ARV stack, ninja view without database (GET /api/bench/ping)",
     "db": "detail endpoint's SQL via psycopg (ping + BEGIN + 2 queries + COMMIT)",
@@ -429,6 +434,7 @@ class Cell:
     sessions_after: int = 0
     monitor: dict[str, int] = field(default_factory=dict)
     db_connections: int | None = None
+    companies: int | None = None  # --sizes: the data size this cell ran on
     server_cpu_s: float | None = None
     duration_s: int | None = None
 
@@ -450,6 +456,7 @@ class Cell:
             "scenario": self.scenario,
             "connections": self.connections,
             "db_connections": self.db_connections,
+            "companies": self.companies,
             "rps": round(statistics.median(rps), 1) if rps else 0.0,
             "rps_reps": [round(x, 1) for x in rps],
             "p50_ms": round(statistics.median(r["latency_us"]["p50"] for r in self.reps) / 1000, 2) if rps else None,
@@ -507,6 +514,7 @@ class Bench:
         self.main = Checkout("ARV", "arv", ROOT, PYTHON, UVICORN)
         # Seeded once (the template), cloned fresh for every server: ARV's and the contenders'.
         self.run_db = f"{args.database}_run"
+        self.pages = 0  # list and admin pages among the first N only (0: all); --sizes sets SIZES_PAGES
         self.peer_run_db = f"{args.peer_db}_run"
         base = Path(args.baseline_dir).resolve() if args.baseline_dir else None
         self.baseline = Checkout.at("baseline", "baseline", base) if base else None
@@ -545,6 +553,7 @@ class Bench:
             run_tag,
             path,
             cookie or "-",
+            str(self.pages),
         ]
         out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + self.args.timeout + 30)
         if out.returncode != 0:
@@ -621,14 +630,17 @@ class Bench:
         env.update(item.split("=", 1) for item in self.args.arv_env)
         return env
 
-    def prepare_arv_database(self) -> None:
+    def prepare_arv_database(self, database: str | None = None, companies: int | None = None) -> None:
+        """Seed `database` (default --database) with `companies` (default --companies), analyse it and, for
+        the side-by-side run, clone it for the first server."""
         args = self.args
-        log(f"database {args.database}: drop/create, migrate, seed {args.companies} companies x {args.folders} folders")
-        self.pg.recreate(args.database)
-        env = self.arv_env(1, database=args.database)
+        database, companies = database or args.database, companies or args.companies
+        log(f"database {database}: drop/create, migrate, seed {companies} companies x {args.folders} folders")
+        self.pg.recreate(database)
+        env = self.arv_env(1, database=database)
         subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
         out = subprocess.run(
-            [PYTHON, str(BENCH / "seed.py"), str(args.companies), str(args.folders), ADMIN_USERNAME, ADMIN_PASSWORD],
+            [PYTHON, str(BENCH / "seed.py"), str(companies), str(args.folders), ADMIN_USERNAME, ADMIN_PASSWORD],
             cwd=ROOT,
             env=env,
             check=True,
@@ -646,8 +658,9 @@ class Bench:
             text=True,
         )
         self.token = out.stdout.strip().splitlines()[-1]
-        self.pg.settle(args.database)
-        self.pg.clone(args.database, self.run_db)
+        self.pg.settle(database)
+        if database == args.database:
+            self.pg.clone(database, self.run_db)
         log(f"seeded ids {self.ids[0]}..{self.ids[1]} in {self.seed['seconds']}s; superuser and staff token created")
 
     def collect_static(self, checkout: Checkout) -> None:
@@ -843,6 +856,32 @@ class Bench:
         log(f"{server.name}: logged in to the admin as {ADMIN_USERNAME}")
         return cookie
 
+    def run_sizes(self) -> None:
+        """--sizes: the same reads on the same server settings at each data size, one size after the
+        other, each on its own seeded and analysed database (read-only scenarios: no clone)."""
+        args = self.args
+        self.pages = SIZES_PAGES
+        self.collect_static(self.main)
+        workers = args.workers[0]
+        for size in args.sizes:
+            self.run_db = f"{args.database}_{size}"
+            self.prepare_arv_database(self.run_db, size)
+            server = self.start_arv(workers)
+            try:
+                cookie = self.login(server)
+                self.monitor.watch(self.run_db, server)
+                for scenario in args.scenarios:
+                    admin = scenario.startswith("admin")
+                    for c in args.conns:
+                        cell = Cell("arv", f"ARV {workers}w {size:,}", workers, scenario, c, companies=size)
+                        self.run_cell(
+                            cell, base_url=server.base_url, mode=scenario, token="" if admin else self.token,
+                            cookie=cookie if admin else "", ids=self.ids, database=self.run_db,
+                            warmup=args.warmup + 1,
+                        )  # fmt: skip
+            finally:
+                self.stop_server(server)
+
     def run_http_ceilings(self, workers: int) -> None:
         for target, app, ready, path, label in (
             ("http", "bench.bare_asgi:app", "/", "/", f"HTTP ceiling {workers}w"),
@@ -930,6 +969,15 @@ class Bench:
     def run(self) -> None:
         args = self.args
         self.monitor.start()
+        if args.sizes:
+            try:
+                self.run_sizes()
+            finally:
+                for server in list(self.servers):
+                    self.stop_server(server)
+                self.monitor.stop()
+            self.report()
+            return
         try:
             self.prepare_arv_database()
             if self.baseline:
@@ -1004,6 +1052,8 @@ class Bench:
                 "companies": args.companies,
                 "folders_each": args.folders,
                 "peer_companies": args.peer_companies if (args.peer or args.peer_dir) else None,
+                "sizes": args.sizes,
+                "pages_cap": self.pages or None,
             },
             "environment": self.environment(),
             "baseline": {"dir": str(self.baseline.root), "git": self.baseline.git()} if self.baseline else None,
@@ -1108,7 +1158,7 @@ def render_markdown(data: dict[str, Any]) -> str:
     def row_order(r: dict[str, Any]) -> tuple[int, int, int, int]:
         workers = r["workers"]
         scenario = ARV_SCENARIOS.index(r["scenario"]) if r["scenario"] in ARV_SCENARIOS else 0
-        return order[r["target"]], workers, scenario, r["connections"]
+        return order[r["target"]], workers, r.get("companies") or 0, scenario, r["connections"]
 
     for r in sorted(rows, key=row_order):
         conns = f"{r['connections']}" + (
@@ -1134,6 +1184,7 @@ def render_markdown(data: dict[str, Any]) -> str:
         out += ["", f"## ARV vs baseline ({base['dir']} at git {base['git']}; same run, database and load)", ""]
         out += versus("baseline", ["workers", "scenario", "conns"], [(list(k), arv[k], baseline[k]) for k in keys])
     out += side_by_side(rows)
+    out += by_size(rows)
     out += ["", "## Scenarios", ""]
     out += [f"- **{k}**: {v}" for k, v in data["scenarios"].items()]
     prof = data.get("profile")
@@ -1182,6 +1233,35 @@ def lengthened_runs(rows: list[dict[str, Any]], duration: int) -> str:
         return ""
     runs = ", ".join(f"{r['label']} {r['scenario']} c={r['connections']} {r['duration_s']} s" for r in longer)
     return f"Runs lengthened so that each connection completes several requests (slow pages): {runs}. "
+
+
+def by_size(rows: list[dict[str, Any]]) -> list[str]:
+    """--sizes: each read's p50 and req/s at every data size, and p50 at the largest over the smallest."""
+    sized = [r for r in rows if r.get("companies")]
+    sizes = sorted({r["companies"] for r in sized})
+    if len(sizes) < 2:
+        return []
+    cells = {(r["scenario"], r["connections"], r["companies"]): r for r in sized}
+    keys = sorted({(r["scenario"], r["connections"]) for r in sized}, key=lambda k: (ARV_SCENARIOS.index(k[0]), k[1]))
+    small, large = sizes[0], sizes[-1]
+    out = ["", f"## Data size: {' vs '.join(f'{n:,}' for n in sizes)} companies (same server settings)", ""]
+    out += [
+        "| scenario | conns | " + " | ".join(f"p50 ms {n:,}" for n in sizes) + " | "
+        + " | ".join(f"req/s {n:,}" for n in sizes) + f" | p50 {large:,} / {small:,} | within 2x |",
+        "|---|--:|" + "--:|" * (2 * len(sizes) + 1) + "---|",
+    ]  # fmt: skip
+    for scenario, conns in keys:
+        row = [cells.get((scenario, conns, n)) for n in sizes]
+        a, b = row[0], row[-1]
+        ratio = b["p50_ms"] / a["p50_ms"] if a and b and a["p50_ms"] else None
+        out.append(
+            f"| {scenario} | {conns} | "
+            + " | ".join(fmt(c["p50_ms"]) if c else "–" for c in row)
+            + " | "
+            + " | ".join(fmt(c["rps"]) if c else "–" for c in row)
+            + f" | {fmt(ratio, 2)} | {'✓' if ratio is not None and ratio <= 2 else '✗'} |"
+        )
+    return out
 
 
 def side_by_side(rows: list[dict[str, Any]]) -> list[str]:
@@ -1416,6 +1496,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--profile-seconds", type=int, help="py-spy the detail endpoint this long (0: no profile)")
     p.add_argument("--profile-connections", type=int, default=32)
     p.add_argument("--companies", type=int, default=10_000)
+    p.add_argument(
+        "--sizes",
+        help="data-size mode: comma-separated company counts (e.g. 10000,1000000); the reads "
+        f"({','.join(SIZES_SCENARIOS)}) at each size, list and admin pages among the first {SIZES_PAGES}",
+    )
     p.add_argument("--folders", type=int, default=2)
     p.add_argument("--database", default="arv_bench")
     p.add_argument("--pg-host", default="127.0.0.1")
@@ -1452,6 +1537,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.ceiling_duration = args.ceiling_duration or 2
     args.workers = [int(x) for x in (args.workers or ("1" if q else "1,2")).split(",")]
     args.conns = [int(x) for x in args.conns.split(",")]
+    args.sizes = [int(x) for x in args.sizes.split(",")] if args.sizes else []
+    if args.sizes and args.scenarios == ",".join(DEFAULT_SCENARIOS):
+        args.scenarios = ",".join(SIZES_SCENARIOS)
     args.scenarios = [s for s in args.scenarios.split(",") if s]
     args.peer_scenarios = [s for s in args.peer_scenarios.split(",") if s]
     args.contenders = [c for c in args.contenders.split(",") if c and c != "none"]

@@ -36,7 +36,8 @@ class CompanyAdmin(admin.ModelAdmin):
         "updated_at",
     ]
     list_filter = ["is_active", "subscription_tier", "is_default", "storage_connection__provider"]
-    search_fields = ["name", "slug", "contact_email"]
+    # slug by prefix (its B-tree): every column searched has an index, so a search stays an index scan
+    search_fields = ["name", "contact_email", "slug__startswith"]
     list_select_related = ["storage_connection"]
     readonly_fields = ["slug", "is_default", "storage_used_bytes", "created_at", "updated_at"]
     ordering = ["-created_at", "-id"]

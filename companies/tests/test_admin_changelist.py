@@ -49,3 +49,4 @@ def test_the_count_and_the_search_are_exact(admin, companies):
     found = admin.get(CHANGELIST, params={"q": "listed 4"}).text
     assert names(found) == ["Listed 4"]
     assert "1 result" in found and f"{Company.objects.filter(pk__gt=0).count()} total" in found
+    assert names(admin.get(CHANGELIST, params={"q": "listed-4"}).text) == ["Listed 4"]  # the slug, by prefix
