@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from arv.db.queries import PageOfPaginator
+from arv.db.queries import PageOfPaginator, plan_for_each_search
 from companies.models import Company, CompanyMembership
 from companies.selectors import with_folders_count
 from companies.services import company_slug
@@ -53,6 +53,11 @@ class CompanyAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Company]:
         return with_folders_count(super().get_queryset(request))
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Company], search_term: str):
+        if search_term:
+            plan_for_each_search()
+        return super().get_search_results(request, queryset, search_term)
 
     @admin.display(description="folders", ordering="folders_count")
     def folder_count(self, company: Company) -> int:

@@ -11,7 +11,7 @@ from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
-from arv.db.queries import CompiledQuery, page_of
+from arv.db.queries import CompiledQuery, page_of, plan_for_each_search
 from companies.access import companies_visible_to
 from companies.models import Company
 from storage.models import StorageFolder
@@ -51,6 +51,7 @@ def company_list(
 ) -> CompanyPage:
     companies = companies_visible_to(user, _companies_with_folders_count())
     if search:
+        plan_for_each_search()
         companies = companies.filter(Q(name__icontains=search) | Q(contact_email__icontains=search))
     if is_active is not None:
         companies = companies.filter(is_active=is_active)
