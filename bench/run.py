@@ -1053,6 +1053,7 @@ class Bench:
                 "folders_each": args.folders,
                 "peer_companies": args.peer_companies if (args.peer or args.peer_dir) else None,
                 "sizes": args.sizes,
+                "arv_env": args.arv_env,
                 "pages_cap": self.pages or None,
             },
             "environment": self.environment(),
@@ -1122,7 +1123,16 @@ def render_markdown(data: dict[str, Any]) -> str:
         f"(ceilings HTTP/no-DB {s['ceiling_duration_s']} s), median of the repetitions. "
         f"Data: {s['companies']:,} companies × {s['folders_each']} folders"
         + (f"; peer: {s['peer_companies']:,} companies (no folders)" if s["peer_companies"] else "")
-        + ". ARV: uvicorn `--no-access-log`, DB_POOL_SIZE 20 + DB_MAX_OVERFLOW 10 per process. "
+        + ". ARV: uvicorn `--no-access-log`, DB_POOL_SIZE 20 + DB_MAX_OVERFLOW 10 per process"
+        + (f" ({', '.join(s['arv_env'])})" if s.get("arv_env") else "")
+        + ". "
+        + (
+            f"django-sync: gunicorn gthread, {CONTENDER_CONNECTIONS} threads per process; django-async: uvicorn, "
+            f"Django's pool max_size {CONTENDER_CONNECTIONS} per process; peer: pool_size 20 + max_overflow 10 per "
+            "process. Each server started on a fresh clone of the same seeded, analysed database. "
+            if any(r["target"] in ALTERNATIVES for r in rows)
+            else ""
+        )
         + (
             f"Baseline: {base['dir']} at git {base['git']}, same database, environment and load; each scenario "
             "ran on a fresh server of the baseline, then of ARV, one server at a time. "
