@@ -1121,7 +1121,9 @@ def render_markdown(data: dict[str, Any]) -> str:
         "",
         f"Load: wrk, {s['wrk_threads']} threads, warm-up {s['warmup_s']} s then {s['reps']} × {s['duration_s']} s "
         f"(ceilings HTTP/no-DB {s['ceiling_duration_s']} s), median of the repetitions. "
-        f"Data: {s['companies']:,} companies × {s['folders_each']} folders"
+        f"Data: {' and '.join(f'{n:,}' for n in s.get('sizes') or [s['companies']])} companies × "
+        f"{s['folders_each']} folders"
+        + (f", list and admin pages among the first {s['pages_cap']}" if s.get("pages_cap") else "")
         + (f"; peer: {s['peer_companies']:,} companies (no folders)" if s["peer_companies"] else "")
         + ". ARV: uvicorn `--no-access-log`, DB_POOL_SIZE 20 + DB_MAX_OVERFLOW 10 per process"
         + (f" ({', '.join(s['arv_env'])})" if s.get("arv_env") else "")
