@@ -1,39 +1,51 @@
 """ARV benchmark: one command brings everything up, loads it with wrk, and writes a report.
 
-    bench/run                      # full run (< 10 min on 2 cores): 1 and 2 uvicorn workers
-    bench/run --quick              # ~2 min: 1 worker, 1 repetition
-    bench/run --peer-dir PATH      # also start the FastAPI peer from PATH and measure it side by side
-    bench/run --peer http://127.0.0.1:8001 --peer-token T   # ... or point at a running peer
+    bench/run --peer-dir ../shared/peer_fastapi   # the full sitting (~17-20 min on 2 cores): ARV, the
+                                                  # FastAPI peer, django-sync, django-async; 1 and 2 processes
+    bench/run --quick              # ~3 min: 1 process, 1 repetition
+    bench/run --sizes 10000,1000000 --conns 16    # the reads at each data size (~10-15 min, seeding included)
+    bench/run --peer http://127.0.0.1:8001 --peer-token T   # a peer that is already running (1 process)
+    bench/run --contenders none    # without the Django contenders (bench/contenders/)
     bench/run --baseline-dir PATH  # also measure another clone of ARV (e.g. the last commit), before/after
-    bench/run --quick --scenarios admin --skip-ceilings --profile-seconds 0 --conns 16,32   # the admin only
+    bench/run --arv-env DB_ACTIVE_WORKERS=0       # ARV's servers with another setting
+    bench/run --quick --scenarios admin,admin_search --skip-ceilings --profile-seconds 0 --conns 16,32
     bench/run --render bench/results/<timestamp>.json       # re-render a saved run's .md and .png
 
-What it does, on the local PostgreSQL (postgres@127.0.0.1:5432, or --pg):
+What it does, on the local PostgreSQL (postgres@127.0.0.1:5432, or --pg-host/--pg-port):
   1. drops and creates the database arv_bench, runs `manage.py migrate`, seeds 10,000 companies
-     with 2 folders each and a superuser (bench/seed.py), creates a staff API token, and, for the
-     admin scenario, collects the static files into /tmp (the admin's templates need the manifest
-     with DEBUG off; the checkout's own staticfiles/ is left alone);
-  2. for each worker count, starts `uvicorn arv.asgi:application --workers N` on a free port and
-     runs each scenario (detail, list, search, create, mix; admin if asked for) at each concurrency
-     with wrk (bench/lua/scenario.lua): a warm-up, then --reps measured runs (the median is
-     reported). Before the admin scenario it logs in over HTTP as a browser would (login form,
-     CSRF token, session cookie), and wrk sends that session's cookie; its runs are longer
-     (MIN_REQUESTS_PER_CONNECTION);
+     with 2 folders each (COPY) and a superuser (bench/seed.py), creates a staff API token, VACUUM
+     ANALYZE (autovacuum is off here: unanalysed tables have no statistics), and, for the admin
+     scenarios, collects the static files into /tmp (the admin's templates need the manifest with
+     DEBUG off; the checkout's own staticfiles/ is left alone). With --peer-dir, the peer's own
+     database is seeded by its seed.py and analysed the same way;
+  2. for each process count, starts each contender in turn, each on a fresh clone of its seeded
+     database (CREATE DATABASE ... TEMPLATE: the same rows, indexes and statistics, none of another
+     contender's creates): `uvicorn arv.asgi:application --workers N`, the peer, django-sync
+     (gunicorn gthread) and django-async (uvicorn, Django's pool). Each runs its scenarios (ARV:
+     detail, list, search, create, mix, admin if asked for; the others detail, list, search,
+     create) at each concurrency with wrk (bench/lua/scenario.lua): a warm-up, then --reps measured
+     runs (the median is reported). Before the admin scenarios it logs in over HTTP as a browser
+     would (login form, CSRF token, session cookie), and wrk sends that session's cookie; their
+     runs are longer (MIN_REQUESTS_PER_CONNECTION);
   3. measures the ceilings in the same run: a bare ASGI app (bench/bare_asgi.py), ARV's own stack
      with a view that touches no database (bench/arv_nodb.py), and the detail endpoint's SQL
-     straight through psycopg (bench/dbceiling.py);
-  4. optionally the peer (detail, list, create), and a py-spy profile of ARV's detail endpoint;
-  5. optionally a baseline: another clone of this repository (--baseline-dir, with its own .venv
-     from its bin/setup) on the same database, environment and load. Each scenario then runs on a
-     fresh server of the baseline and then of this checkout, one server at a time, so each one's
-     backends and sessions are its own and both read the same rows;
-  6. writes bench/results/<timestamp>.md, .json and .png and prints the table.
+     straight through psycopg (bench/dbceiling.py); and a py-spy profile of ARV's detail endpoint;
+  4. optionally a baseline: another clone of this repository (--baseline-dir, with its own .venv
+     from its bin/setup). Each scenario then runs on a fresh server of the baseline and then of
+     this checkout, one server at a time, so each one's backends and sessions are its own;
+  5. writes bench/results/<timestamp>.md, .json and .png and prints the tables: every row, ARV
+     side by side with each alternative (req/s and ratios, p99, backends, sessions) and a line
+     against the issue's targets.
+--sizes replaces 2-4: one database per size, ARV at the first process count, the reads detail,
+list, search, admin and admin_search, list and admin pages among the first SIZES_PAGES; the report
+compares p50 across sizes.
 
 While a scenario runs, a monitor thread polls pg_stat_activity (backends of the database under
-test) and the server's RSS (uvicorn and its children) every 100 ms; pg_stat_database.sessions
-before and after gives the new database sessions per 1,000 requests. Per request means per request
-served: wrk's completed ones and those still in flight when it stopped, which the server finishes
-before the next run (their sessions and CPU time are counted too).
+test) and the server's RSS (the server process and its children) every 100 ms;
+pg_stat_database.sessions before and after gives the new database sessions per 1,000 requests.
+Per request means per request served: wrk's completed ones and those still in flight when it
+stopped, which the server finishes before the next run (their sessions and CPU time are counted
+too).
 """
 
 from __future__ import annotations
