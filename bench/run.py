@@ -2,7 +2,7 @@
 
     bench/run --peer-dir ../shared/peer_fastapi   # the full sitting (~17-20 min on 2 cores): ARV, the
                                                   # FastAPI peer, django-sync, django-async; 1 and 2 processes
-    bench/run --quick              # ~3 min: 1 process, 1 repetition
+    bench/run --quick              # ~5 min: 1 process, 1 repetition
     bench/run --sizes 10000,1000000 --conns 16    # the reads at each data size (~10-15 min, seeding included)
     bench/run --peer http://127.0.0.1:8001 --peer-token T   # a peer that is already running (1 process)
     bench/run --contenders none    # without the Django contenders (bench/contenders/)
@@ -1502,7 +1502,7 @@ def render_chart(rows: list[dict[str, Any]], path: Path) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="ARV benchmark (see bench/run.py's docstring).")
-    p.add_argument("--quick", action="store_true", help="~2 minutes: 1 worker, 1 repetition, short runs")
+    p.add_argument("--quick", action="store_true", help="~5 minutes: 1 process, 1 repetition, short runs")
     p.add_argument("--reps", type=int, help="measured repetitions per scenario (default 3; quick 1)")
     p.add_argument("--warmup", type=int, help="warm-up seconds before each scenario (default 1)")
     p.add_argument("--duration", type=int, help="seconds per measured repetition (default 2; quick 3)")
