@@ -811,7 +811,7 @@ class Bench:
         server = self.start_arv(workers, checkout=checkout)
         cookie = ""
         try:
-            if "admin" in scenarios:
+            if any(s.startswith("admin") for s in scenarios):
                 cookie = self.login(server)
             self.run_scenarios(server, checkout.target, f"{checkout.name} {workers}w", workers, scenarios, cookie)
             if profile:
@@ -828,7 +828,7 @@ class Bench:
         self.monitor.watch(database, server)
         first = True
         for scenario in scenarios:
-            admin = scenario == "admin"  # a browser's session cookie, no API token
+            admin = scenario.startswith("admin")  # a browser's session cookie, no API token
             for c in self.args.conns:
                 self.run_cell(
                     Cell(target, label, workers, scenario, c),
@@ -994,7 +994,7 @@ class Bench:
             self.prepare_arv_database()
             if self.baseline:
                 self.prepare_baseline(self.baseline)
-            if "admin" in args.scenarios:
+            if any(s.startswith("admin") for s in args.scenarios):
                 for checkout in (self.main, self.baseline):
                     if checkout:
                         self.collect_static(checkout)
