@@ -55,10 +55,12 @@ def company_list(
         companies = companies.filter(Q(name__icontains=search) | Q(contact_email__icontains=search))
     if is_active is not None:
         companies = companies.filter(is_active=is_active)
-    total = companies.count()
     offset = (page - 1) * page_size
-    newest_first = companies.order_by("-created_at", "-id")
-    items = list(page_of(newest_first, offset, offset + page_size)) if offset < total else []
+    items = list(page_of(companies.order_by("-created_at", "-id"), offset, offset + page_size))
+    if len(items) < page_size and (items or offset == 0):
+        total = offset + len(items)  # the last page: the rows before it and on it are all there are
+    else:
+        total = companies.count()  # a full page, or one past the end
     return CompanyPage(items=items, total=total, page=page, page_size=page_size, total_pages=-(-total // page_size))
 
 
