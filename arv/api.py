@@ -16,7 +16,7 @@ from ninja.renderers import BaseRenderer
 from ninja.responses import NinjaJSONEncoder
 
 from arv.auth.callers import BearerToken, api_auth
-from arv.db.errors import DATABASE_ERRORS, RETRY_AFTER_SECONDS, database_error_response, describe_unavailable
+from arv.db.errors import DATABASE_ERRORS, RETRY_AFTER_SECONDS, database_error_response, unavailable
 from arv.db.transaction import run_db
 from arv.db.workers import get_pool
 from arv.web.errors import Conflict, InvalidInput
@@ -129,7 +129,7 @@ async def health(request: HttpRequest, verbose: bool = False):
     try:
         await run_db(_ping)
     except DATABASE_ERRORS as exc:
-        response = JsonResponse({"status": "unavailable", "database": describe_unavailable(exc)}, status=503)
+        response = JsonResponse({"status": "unavailable", "database": unavailable(exc)}, status=503)
         response["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
     body: dict[str, Any] = {"status": "ok", "database": "ok"}

@@ -1,5 +1,9 @@
 """The one request pipeline: every HTTP request ARV serves goes through Pipeline.http().
 
+       request id          X-Request-ID (the client's if acceptable, else made): on the
+                           answer and on every log line written for it (arv.logs).
+       /metrics            to Authorization: Bearer ARV_METRICS_TOKEN only, no worker
+                           (arv.metrics.endpoint); to anyone else the 404 of any path.
     1. static file?        ServeStatic answers it; no worker, no body read.
     2. limits before work  Content-Length over ARV_MAX_BODY_BYTES: 413 before the body
                            is read; a chunked body is cut off at the limit.
@@ -16,13 +20,18 @@
        the outcome decides: status < 400 commits, anything else rolls back. A
        deadlock or serialization failure runs the request once more (a fresh unit)
        unless it acted outside the database; an unreachable database is 503 with
-       Retry-After; anything else the error it is.
+       Retry-After; anything else the error it is. A sync request that asks for work
+       outside the database (outside_result) ends its run; that work runs off the
+       worker and the request runs again in a fresh unit, with the result.
     5. /api/ answers JSON  an error page Django made (400, 404, 500, ...) becomes
                            {"detail": ...}; the API never answers HTML.
     6. send, close         response.close() sends request_finished.
+       counted             requests by method, route (URL pattern) and status, and their
+                           latency (arv.metrics.series); a line in the access log if on.
 
 The lifespan protocol (which Django does not speak) checks the connection budget
-at start-up and closes every database connection at shutdown.
+at start-up (and, with metrics on, samples the pool into its gauges every second) and
+closes every database connection at shutdown.
 
 Invariant: in a server process, a database connection is only ever opened on a
 database worker (guard_connections), so the bound DB_POOL_SIZE + DB_MAX_OVERFLOW
@@ -36,6 +45,7 @@ import functools
 import logging
 import tempfile
 import threading
+import time
 
 from asgiref.sync import iscoroutinefunction
 from django.conf import settings
@@ -46,7 +56,7 @@ from django.core.handlers.exception import convert_exception_to_response
 from django.db import close_old_connections, reset_queries
 from django.db.backends.signals import connection_created
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseNotFound, JsonResponse
-from django.urls import set_script_prefix
+from django.urls import Resolver404, resolve, set_script_prefix
 from django.utils.module_loading import import_string
 from servestatic.middleware import ServeStaticMiddleware
 
@@ -57,13 +67,30 @@ from arv.db.errors import (
     classify,
     database_error_response,
 )
-from arv.db.transaction import ClientDisconnected, UnitOfWork, current_unit
+from arv.db.transaction import (
+    ClientDisconnected,
+    OutsideWorkNeeded,
+    UnitOfWork,
+    current_unit,
+    run_outside_call,
+)
 from arv.db.workers import close_pool, get_pool, in_database_worker
+from arv.logs import request_id, request_id_from
+from arv.metrics import endpoint as metrics
+from arv.metrics.series import observe_request
 from arv.web.static import static_files_middleware
 
 logger = logging.getLogger("arv")
+access_log = logging.getLogger("arv.access")
 
 API_PREFIX = "/api/"
+# The route label of what no URL pattern serves (bounded: never the raw path), and of static files.
+UNMATCHED_ROUTE, STATIC_ROUTE = "<unmatched>", "<static>"
+# The status counted for a request whose client left before it was answered (as nginx logs it).
+CLIENT_LEFT = 499
+
+# How many times one sync request may ask for work outside the database (outside_result).
+MAX_OUTSIDE_CALLS = 3
 
 
 class BodyTooLarge(Exception):
@@ -91,6 +118,7 @@ class Pipeline:
         self.static_prefix: str = settings.SERVESTATIC_STATIC_PREFIX
         self._static: ServeStaticMiddleware | None = None
         self.max_body = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        self.metrics_token: str = settings.METRICS_TOKEN
         if guard_connections:
             connection_created.connect(refuse_connections_outside_workers, dispatch_uid="arv.pipeline.guard")
             # Django's per-request upkeep acts on the calling thread's connections, and the
@@ -110,54 +138,71 @@ class Pipeline:
             raise ValueError(f"ARV serves HTTP, not {scope['type']}")
 
     async def http(self, scope, receive, send) -> None:
+        started = time.perf_counter()
+        request_id.set(request_id_from(scope["headers"]))
         path = path_info(scope)
         is_api = path.startswith(API_PREFIX) or path == API_PREFIX.rstrip("/")
         handler = self.api if is_api else self.site
-        # 1. Static files: nothing to read, nothing to lease.
-        if path.startswith(self.static_prefix):
-            await self.serve_static(scope, send)
+        if path == metrics.PATH and metrics.authorized(scope["headers"], self.metrics_token):
+            # The metrics, to their scraper only (anyone else: the 404 of any unknown path, below).
+            await self.send_response(self.site, await metrics.response(), send)
             return
-        # 2. Limits before work.
+        request = response = route = None
         try:
-            body = await read_body(scope, receive, self.max_body)
-        except RequestAborted:
-            return
-        except BodyTooLarge:
-            await handler.send_response(too_large(self.max_body, is_api), send)
-            return
-        try:
-            # 3. Django's request.
-            set_script_prefix(get_script_prefix(scope))
-            signals.request_started.send(sender=handler.__class__, scope=scope)
-            request, response = handler.create_request(scope, body)
-            if request is not None:
-                # 4. Its unit of work.
-                response = await self.respond(handler, scope, body, request, receive)
-                if response is None:
-                    return  # the client left before it was served
-            # 5. The API answers JSON only.
-            if is_api:
-                response = as_json(response, request)
-            # 6. Send, close.
+            # 1. Static files: nothing to read, nothing to lease.
+            if path.startswith(self.static_prefix):
+                route, response = STATIC_ROUTE, await self.serve_static(scope, send)
+                return
+            # 2. Limits before work.
             try:
-                await handler.send_response(response, send)
+                body = await read_body(scope, receive, self.max_body)
+            except RequestAborted:
+                return
+            except BodyTooLarge:
+                response = too_large(self.max_body, is_api)
+                await self.send_response(handler, response, send)
+                return
+            try:
+                # 3. Django's request.
+                set_script_prefix(get_script_prefix(scope))
+                signals.request_started.send(sender=handler.__class__, scope=scope)
+                request, response = handler.create_request(scope, body)
+                if request is not None:
+                    # 4. Its unit of work.
+                    response = await self.respond(handler, scope, body, request, receive)
+                    if response is None:
+                        return  # the client left before it was served
+                # 5. The API answers JSON only.
+                if is_api:
+                    response = as_json(response, request)
+                # 6. Send, close.
+                await self.send_response(handler, response, send)
             finally:
-                response.close()
+                body.discard()
         finally:
-            body.close()
+            if route is None:
+                route = route_of(request, path)
+            finished(scope, route, response, time.perf_counter() - started)
+
+    async def send_response(self, handler, response: HttpResponseBase, send) -> None:
+        response["X-Request-ID"] = request_id.get()
+        try:
+            await handler.send_response(response, send)
+        finally:
+            response.close()
 
     async def respond(self, handler, scope, body, request, receive) -> HttpResponseBase | None:
         """Run the request in a unit of work; once more in a fresh one after a deadlock.
         None when its client left before it got a worker."""
         client_left = functools.partial(client_has_left, receive)
-        unit, response = await run_unit(handler, request, client_left)
+        unit, response = await self.run(handler, scope, body, request, client_left)
         if classify_failure(unit) is Failure.TRANSIENT and unit.retryable:
             logger.info("%s %s: %s, running it once more", request.method, request.path, _reason(unit.failure))
             body.seek(0)
             request, error = handler.create_request(scope, body)
             if request is None:
                 return error
-            unit, response = await run_unit(handler, request, client_left)
+            unit, response = await self.run(handler, scope, body, request, client_left)
         if unit is None:
             return None
         failure = classify_failure(unit)
@@ -166,27 +211,49 @@ class Pipeline:
             response = database_error_response(unit.failure, as_json=handler is self.api)
         return response
 
-    async def serve_static(self, scope, send) -> None:
+    async def run(
+        self, handler, scope, body, request, client_left
+    ) -> tuple[UnitOfWork | None, HttpResponseBase | None]:
+        """run_unit(); while the run asks for work outside the database (OutsideWorkNeeded),
+        that work on a thread of its own, no worker held, then the request again with it."""
+        done = ()
+        unit, response = await run_unit(handler, request, client_left)
+        while unit is not None and unit.outside_needed is not None:
+            if len(done) == MAX_OUTSIDE_CALLS:
+                return unit, HttpResponse("The request kept asking for work outside the database.", status=409)
+            done = (*done, await run_outside_call(unit.outside_needed))
+            body.seek(0)
+            request, error = handler.create_request(scope, body)
+            if request is None:
+                return unit, error
+            unit, response = await run_unit(handler, request, client_left, done)
+        return unit, response
+
+    async def serve_static(self, scope, send) -> HttpResponseBase:
         if self._static is None:
             set_script_prefix(get_script_prefix(scope))
             self._static = static_files_middleware(_static_not_found)
         request = ASGIRequest(scope, tempfile.SpooledTemporaryFile())
         response = await self._static(request)
-        try:
-            await self.site.send_response(response, send)
-        finally:
-            response.close()
+        await self.send_response(self.site, response, send)
+        return response
 
     async def lifespan(self, receive, send) -> None:
+        sampling: asyncio.Future | None = None
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 await check_connection_budget()
+                if self.metrics_token:
+                    sampling = asyncio.ensure_future(metrics.sample_pool_forever())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 # In-flight requests are done (uvicorn waits for them first).
                 await asyncio.to_thread(close_pool)
                 logger.info("database connections closed")
+                if sampling is not None:
+                    sampling.cancel()
+                    metrics.process_stopped()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -246,19 +313,43 @@ class SiteHandler(ASGIHandler):
         return noting_failures
 
 
-async def run_unit(handler, request, client_left) -> tuple[UnitOfWork | None, HttpResponseBase | None]:
+async def run_unit(handler, request, client_left, outside_done=()) -> tuple[UnitOfWork | None, HttpResponseBase | None]:
     """One run of the request in a fresh unit of work: (unit, response or None if nothing
-    answered); (None, None) if its client left while it waited for a worker."""
-    unit = UnitOfWork(get_pool(), client_left=client_left)
+    answered); (None, None) if its client left while it waited for a worker. A run that
+    asked for work outside the database names it in unit.outside_needed."""
+    unit = UnitOfWork(get_pool(), client_left=client_left, outside_done=outside_done)
     try:
         return unit, await handler.respond(request, unit)
     except ClientDisconnected:
         return None, None
+    except OutsideWorkNeeded as needed:
+        unit.outside_needed = needed.call
+        return unit, None
     except UnitAborted:
         return unit, None
     except DATABASE_ERRORS as exc:  # leasing or beginning failed: nothing ran
         unit.failure = unit.failure or exc
         return unit, None
+
+
+def route_of(request: HttpRequest | None, path: str) -> str:
+    """The URL pattern that served the request (a metrics label must not be the raw path)."""
+    match = getattr(request, "resolver_match", None)
+    if match is None:  # not resolved (413, a pool timeout before the view ran, a 404): resolve it now
+        try:
+            match = resolve(path)
+        except Resolver404:
+            return UNMATCHED_ROUTE
+    return "/" + str(match.route)
+
+
+def finished(scope, route: str, response: HttpResponseBase | None, seconds: float) -> None:
+    """A request is done: counted in the metrics, and a line in the access log if it is on."""
+    status = response.status_code if response is not None else CLIENT_LEFT
+    observe_request(scope["method"], route, status, seconds)
+    if access_log.isEnabledFor(logging.INFO):
+        client = scope.get("client") or ("-", 0)
+        access_log.info("%s %s %s %d %.1fms", client[0], scope["method"], scope["path"], status, seconds * 1000)
 
 
 def classify_failure(unit: UnitOfWork | None) -> Failure | None:
@@ -281,22 +372,35 @@ def declared_length(scope) -> int:
     return 0
 
 
-async def read_body(scope, receive, limit: int) -> tempfile.SpooledTemporaryFile:
+class RequestBody(tempfile.SpooledTemporaryFile):
+    """A request's body, kept for a second run of the request (after a deadlock, or once its
+    work outside the database is done): Django closes a request's stream once it has read it
+    (request.body), which only rewinds this one. The pipeline discards it at the end."""
+
+    def close(self) -> None:
+        if not self.closed:
+            self.seek(0)
+
+    def discard(self) -> None:
+        super().close()
+
+
+async def read_body(scope, receive, limit: int) -> RequestBody:
     """The request body, refused (BodyTooLarge) before it is read if its declared length is
     over limit, and as soon as it grows past limit otherwise (chunked)."""
     if declared_length(scope) > limit:
         raise BodyTooLarge()
-    body = tempfile.SpooledTemporaryFile(max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE, mode="w+b")
+    body = RequestBody(max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE, mode="w+b")
     size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            body.close()
+            body.discard()
             raise RequestAborted()
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            body.close()
+            body.discard()
             raise BodyTooLarge()
         body.write(chunk)
         if not message.get("more_body", False):

@@ -6,7 +6,15 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
 
-from arv.db.config import ConfigurationError, database_from_env, env_bool, env_number, pool_settings_from_env
+from arv.db.config import (
+    ConfigurationError,
+    database_from_env,
+    env_bool,
+    env_choice,
+    env_number,
+    pool_settings_from_env,
+)
+from arv.logs import LOG_FORMATS, LOG_LEVELS, logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # The operator's .env (bin/serve writes one); ARV_ENV_FILE names another, or none
@@ -18,6 +26,12 @@ try:
     DATABASE_POOL = pool_settings_from_env()
     DATABASES = {"default": database_from_env(BASE_DIR / "db.sqlite3", DATABASE_POOL)}
     DATA_UPLOAD_MAX_MEMORY_SIZE = env_number("ARV_MAX_BODY_BYTES", 1024 * 1024, minimum=1024)
+    LOGGING = logging_config(
+        log_format=env_choice("ARV_LOG_FORMAT", "text", tuple(LOG_FORMATS)),
+        level=env_choice("ARV_LOG_LEVEL", "INFO", LOG_LEVELS),
+        sql_echo=DATABASE_POOL.echo,
+        access_log=env_bool("ARV_ACCESS_LOG", False),
+    )
 except ConfigurationError as exc:
     raise ImproperlyConfigured(str(exc)) from None
 
@@ -115,6 +129,22 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Where the seeded "Local Storage" connection keeps files.
 LOCAL_STORAGE_ROOT = Path(os.environ.get("ARV_LOCAL_STORAGE_ROOT", BASE_DIR / "var" / "storage"))
+# Where local_disk connections may point (base_path resolves inside one of them).
+LOCAL_STORAGE_ROOTS = [
+    Path(root.strip()) for root in os.environ.get("ARV_LOCAL_STORAGE_ROOTS", "").split(",") if root.strip()
+] or [LOCAL_STORAGE_ROOT]
+if not all(root.is_absolute() for root in LOCAL_STORAGE_ROOTS):
+    raise ImproperlyConfigured(f"ARV_LOCAL_STORAGE_ROOTS must name absolute paths: {LOCAL_STORAGE_ROOTS}")
+# Storage connection checks: the whole check's deadline, and where Yandex Disk's API is.
+try:
+    STORAGE_TEST_TIMEOUT = env_number("ARV_STORAGE_TEST_TIMEOUT", 10, minimum=0.1, integer=False)
+except ConfigurationError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
+YANDEX_DISK_API_URL = os.environ.get("ARV_YANDEX_DISK_API_URL", "https://cloud-api.yandex.net")
+
+# Keys for storage credentials at rest (storage.credentials): the first encrypts, all decrypt;
+# a key derived from SECRET_KEY always decrypts too, and encrypts when none is set.
+CREDENTIALS_KEYS = [k.strip() for k in os.environ.get("ARV_CREDENTIALS_KEYS", "").split(",") if k.strip()]
 
 # HTTPS deployment (see README, "Deploying"): all off unless asked for.
 if env_bool("DJANGO_HTTPS", False):
@@ -126,15 +156,5 @@ if env_bool("DJANGO_HTTPS", False):
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": "WARNING"},
-    "loggers": {
-        "arv": {"level": "INFO"},
-        # DB_ECHO: arv.db.echo turns on Django's SQL logging on every connection.
-        "django.db.backends": {"level": "DEBUG" if DATABASE_POOL.echo else "INFO"},
-    },
-}
+# /metrics (arv.metrics): off unless set, then only for `Authorization: Bearer <this>`.
+METRICS_TOKEN = os.environ.get("ARV_METRICS_TOKEN", "")

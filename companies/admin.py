@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -6,7 +7,23 @@ from arv.db.queries import PageOfPaginator, plan_for_each_search
 from companies.models import Company, CompanyMembership
 from companies.selectors import with_folders_count
 from companies.services import company_slug
+from storage.admin import NoCredentialsLookups
 from storage.models import StorageFolder
+
+
+class CompanyForm(forms.ModelForm):
+    """The slug is derived from the name (read-only here), so a name whose slug another
+    company has is this form's error, as the API's 409 is."""
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        name = cleaned.get("name")
+        if name and (self.instance.pk is None or "name" in self.changed_data):
+            slug = company_slug(name)
+            if Company.objects.filter(slug=slug).exclude(pk=self.instance.pk).exists():
+                self.add_error("name", f"Another company already has the slug “{slug}” this name gives.")
+            self.instance.slug = slug
+        return cleaned
 
 
 class StorageFolderInline(admin.TabularInline):
@@ -24,7 +41,8 @@ class CompanyMembershipInline(admin.TabularInline):
 
 
 @admin.register(Company)
-class CompanyAdmin(admin.ModelAdmin):
+class CompanyAdmin(NoCredentialsLookups, admin.ModelAdmin):
+    form = CompanyForm
     list_display = [
         "name",
         "slug",
@@ -52,7 +70,8 @@ class CompanyAdmin(admin.ModelAdmin):
     ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Company]:
-        return with_folders_count(super().get_queryset(request))
+        # The connection's credentials are never shown here: not read, not decrypted.
+        return with_folders_count(super().get_queryset(request)).defer("storage_connection__credentials")
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet[Company], search_term: str):
         if search_term:
@@ -63,17 +82,12 @@ class CompanyAdmin(admin.ModelAdmin):
     def folder_count(self, company: Company) -> int:
         return company.folders_count
 
-    def save_model(self, request: HttpRequest, obj: Company, form, change: bool) -> None:
-        if not change or "name" in form.changed_data:
-            obj.slug = company_slug(obj.name)
-        super().save_model(request, obj, form, change)
-
     def has_delete_permission(self, request: HttpRequest, obj: Company | None = None) -> bool:
         return not (obj and obj.is_default) and super().has_delete_permission(request, obj)
 
 
 @admin.register(CompanyMembership)
-class CompanyMembershipAdmin(admin.ModelAdmin):
+class CompanyMembershipAdmin(NoCredentialsLookups, admin.ModelAdmin):
     list_display = ["user", "company", "created_at"]
     search_fields = ["user__username", "company__name"]
     list_select_related = ["user", "company"]

@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
-from ninja import Path, Query, Router, Status
+from ninja import Path, Query, Router
 
 from arv.db.transaction import finish_db, run_db
-from arv.web.schemas import ObjectId, answers
+from arv.web.schemas import ObjectId, answers, created
 from companies import selectors, services
 from companies.schemas import (
     CompanyCreate,
@@ -29,9 +29,9 @@ async def company_list(request: HttpRequest, filters: Query[CompanyListQuery]):
 
 
 @router.post("", response=answers({201: CompanyOut}))
-async def company_create(request: HttpRequest, body: CompanyCreate):
+async def company_create(request: HttpRequest, response: HttpResponse, body: CompanyCreate):
     company = await finish_db(CompanyOut, services.company_create, user=request.auth, **body.dict(exclude_unset=True))
-    return Status(201, company)
+    return created(request, response, company)
 
 
 @router.get("/{company_id}", response=answers(CompanyOut))

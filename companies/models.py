@@ -3,6 +3,9 @@ from django.db import connections, models
 from django.db.models import Q
 from django.db.models.functions import Lower
 
+from storage.fields import CanonicalPathField, NameField, storable_json_object
+from storage.paths import canonical_path_q
+
 
 class SubscriptionTier(models.TextChoices):
     BASIC = "basic", "Basic"
@@ -34,7 +37,7 @@ class CompanyQuerySet(models.QuerySet):
 
 
 class Company(models.Model):
-    name = models.CharField(max_length=255)
+    name = NameField(max_length=255)
     slug = models.SlugField(max_length=255, unique=True)
     contact_email = models.EmailField(max_length=255, null=True, blank=True)
     contact_phone = models.CharField(max_length=64, null=True, blank=True)
@@ -43,7 +46,7 @@ class Company(models.Model):
     storage_connection = models.ForeignKey(
         "storage.StorageConnection", on_delete=models.PROTECT, null=True, blank=True, related_name="companies"
     )
-    storage_path = models.CharField(max_length=1024, null=True, blank=True)
+    storage_path = CanonicalPathField(max_length=1024, null=True, blank=True)
     subscription_tier = models.CharField(
         max_length=32, choices=SubscriptionTier.choices, default=SubscriptionTier.BASIC
     )
@@ -54,7 +57,7 @@ class Company(models.Model):
     is_default = models.BooleanField(default=False, editable=False)
     subscription_expires_at = models.DateTimeField(null=True, blank=True)
     notes = models.TextField(null=True, blank=True)
-    metadata = models.JSONField(default=dict, blank=True)
+    metadata = models.JSONField(default=dict, blank=True, validators=[storable_json_object])
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -64,8 +67,16 @@ class Company(models.Model):
         ordering = ["-created_at", "-id"]
         verbose_name_plural = "companies"
         constraints = [
-            models.UniqueConstraint(Lower("name"), name="company_name_unique_ignoring_case"),
+            models.UniqueConstraint(
+                Lower("name"),
+                name="company_name_unique_ignoring_case",
+                violation_error_message="A company with this name already exists (names are compared ignoring case).",
+            ),
             models.UniqueConstraint(fields=["is_default"], condition=Q(is_default=True), name="one_default_company"),
+            models.CheckConstraint(
+                condition=Q(storage_path__isnull=True) | canonical_path_q("storage_path"),
+                name="company_storage_path_canonical",
+            ),
         ]
         indexes = [models.Index(fields=["-created_at", "-id"], name="company_newest_first")]
 

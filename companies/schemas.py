@@ -7,6 +7,8 @@ from ninja import Schema
 from pydantic import AfterValidator, EmailStr, Field
 
 from arv.web.schemas import MAX_INT, Count, InputSchema, JsonObject, ObjectId, OutputSchema, postgres_storable, text
+from storage.fields import nfkc
+from storage.schemas import Name, StoragePath
 
 Tier = Literal["basic", "pro", "enterprise"]
 Email = Annotated[EmailStr, Field(max_length=255), AfterValidator(postgres_storable)]
@@ -46,7 +48,7 @@ class CompanyPageOut(OutputSchema):
 class CompanyListQuery(Schema):
     page: int = Field(1, ge=1, le=MAX_INT)
     page_size: int = Field(20, ge=1, le=100)
-    search: text(255) = ""
+    search: Annotated[text(255), AfterValidator(nfkc)] = ""  # names are stored NFKC
     is_active: bool | None = None
 
 
@@ -57,7 +59,7 @@ class CompanyFields(InputSchema):
     contact_phone: text(64) | None = None
     telegram_chat_id: text(64) | None = None
     storage_connection_id: ObjectId | None = None
-    storage_path: text(1024) | None = None
+    storage_path: StoragePath | None = None
     subscription_tier: Tier = None
     storage_quota_gb: Count = None
     projects_limit: Count = None
@@ -68,13 +70,13 @@ class CompanyFields(InputSchema):
 
 
 class CompanyCreate(CompanyFields):
-    name: text(255, min_length=1)
+    name: Name
 
 
 class CompanyUpdate(CompanyFields):
-    name: text(255, min_length=1) = None
+    name: Name = None
 
 
 class CompanyStorageIn(InputSchema):
     storage_connection_id: ObjectId
-    storage_path: text(1024) | None = None
+    storage_path: StoragePath | None = None

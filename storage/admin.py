@@ -1,16 +1,31 @@
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
+from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpRequest
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_post_parameters
 
+from arv.db.transaction import outside_result
 from storage.models import StorageConnection, StorageFolder
-from storage.services import connection_clear_other_defaults, connection_test
+from storage.services import check_target, check_targets, connection_clear_other_defaults, connection_record_test
+
+
+class NoCredentialsLookups:
+    """ModelAdmin mixin: no changelist filter may reach a credentials field, on this model or
+    through a relation (`?credentials__secret_key__startswith=...` was an oracle for the
+    secret, one character at a time). Django answers a refused lookup with 400."""
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
+        if "credentials" in lookup.split(LOOKUP_SEP):
+            return False
+        return super().lookup_allowed(lookup, value, request)
 
 
 class WriteOnlyJSONField(forms.JSONField):
     def prepare_value(self, value):
-        # forms.JSONField renders no value as "null"; a write-only field shows nothing.
-        return "" if value is None else super().prepare_value(value)
+        # Write-only: never rendered, not even what was typed into a form sent back with errors.
+        return ""
 
 
 class StorageConnectionForm(forms.ModelForm):
@@ -40,7 +55,8 @@ class StorageConnectionForm(forms.ModelForm):
 
 
 @admin.register(StorageConnection)
-class StorageConnectionAdmin(admin.ModelAdmin):
+@method_decorator(sensitive_post_parameters("credentials"), name="changeform_view")  # kept out of error reports
+class StorageConnectionAdmin(NoCredentialsLookups, admin.ModelAdmin):
     form = StorageConnectionForm
     list_display = [
         "name",
@@ -72,14 +88,18 @@ class StorageConnectionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Test selected storage connections")
     def test_connections(self, request: HttpRequest, queryset: QuerySet[StorageConnection]) -> None:
-        for connection in queryset:
-            result = connection_test(user=request.user, connection_id=connection.pk)
+        connections = list(queryset.order_by("pk"))
+        # Checked holding no database worker: the pipeline runs the checks off the worker,
+        # then this request again, where the same call returns their outcomes.
+        outcomes = outside_result(check_targets, [check_target(connection) for connection in connections])
+        for connection, outcome in zip(connections, outcomes, strict=True):
+            result = connection_record_test(user=request.user, connection_id=connection.pk, outcome=outcome)
             level = messages.SUCCESS if result.status == "success" else messages.ERROR
             self.message_user(request, f"{connection.name}: {result.message}", level)
 
 
 @admin.register(StorageFolder)
-class StorageFolderAdmin(admin.ModelAdmin):
+class StorageFolderAdmin(NoCredentialsLookups, admin.ModelAdmin):
     list_display = ["path", "name", "company", "folder_type", "files_count", "total_size_bytes", "updated_at"]
     list_filter = ["folder_type"]
     search_fields = ["path", "name", "company__name"]

@@ -5,9 +5,10 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from ninja import Path, Query, Router, Status
 
-from arv.db.transaction import finish_db, run_db
-from arv.web.schemas import ObjectId, answers
+from arv.db.transaction import finish_db, run_db, run_outside_db
+from arv.web.schemas import ObjectId, answers, created
 from storage import selectors, services
+from storage.providers import check_connection
 from storage.schemas import (
     ConnectionCreate,
     ConnectionListQuery,
@@ -34,11 +35,11 @@ async def connection_list(request: HttpRequest, filters: Query[ConnectionListQue
 
 
 @connections_router.post("/connections", response=answers({201: ConnectionOut}))
-async def connection_create(request: HttpRequest, body: ConnectionCreate):
+async def connection_create(request: HttpRequest, response: HttpResponse, body: ConnectionCreate):
     connection = await finish_db(
         ConnectionOut, services.connection_create, user=request.auth, **body.dict(exclude_unset=True)
     )
-    return Status(201, connection)
+    return created(request, response, connection)
 
 
 @connections_router.get("/connections/{connection_id}", response=answers(ConnectionOut))
@@ -62,7 +63,17 @@ async def connection_delete(request: HttpRequest, connection_id: ConnectionId):
 
 @connections_router.post("/connections/{connection_id}/test", response=answers(ConnectionTestOut))
 async def connection_test(request: HttpRequest, connection_id: ConnectionId):
-    return await finish_db(ConnectionTestOut, services.connection_test, user=request.auth, connection_id=connection_id)
+    # Three steps, so that no database worker waits on the storage: read what the check
+    # needs; check it holding no worker; store the outcome in a fresh transaction.
+    target = await run_db(services.connection_check_target, user=request.auth, connection_id=connection_id)
+    outcome = await run_outside_db(check_connection, target.provider, target.base_path, target.credentials)
+    return await finish_db(
+        ConnectionTestOut,
+        services.connection_record_test,
+        user=request.auth,
+        connection_id=connection_id,
+        outcome=outcome,
+    )
 
 
 @connections_router.get("/connections/{connection_id}/stats", response=answers(ConnectionStatsOut))

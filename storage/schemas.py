@@ -1,12 +1,38 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from ninja import Schema
-from pydantic import model_validator
+from pydantic import AfterValidator, model_validator
 
 from arv.web.schemas import InputSchema, JsonObject, OutputSchema, text
+from storage.fields import nfkc
+from storage.paths import canonical_path, reject_control_characters
+
+
+def _at_most(max_length: int) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if len(value) > max_length:  # again after rewriting: NFKC may lengthen, a path gains its "/"
+            raise ValueError(f"must have at most {max_length} characters")
+        return value
+
+    return check
+
+
+# A name as stored (storage.fields.NameField): NFKC, so look-alike names are one name.
+Name = Annotated[text(255, min_length=1), AfterValidator(nfkc), AfterValidator(_at_most(255))]
+# A storage path in its canonical form (storage.paths); `..`, backslashes, control characters: 422.
+StoragePath = Annotated[text(1024), AfterValidator(canonical_path), AfterValidator(_at_most(1024))]
+FolderPath = Annotated[
+    text(1024, min_length=1),
+    AfterValidator(lambda value: canonical_path(value, allow_root=False)),
+    AfterValidator(_at_most(1024)),
+]
+# A base path's form depends on the provider (storage.models.connection_base_path); here only what
+# no provider accepts.
+BasePath = Annotated[text(1024), AfterValidator(reject_control_characters)]
 
 ProviderName = Literal["local_disk", "minio", "yandex_disk"]
 FolderTypeName = Literal["portraits", "videos", "markers", "custom"]
@@ -29,9 +55,9 @@ class ConnectionOut(OutputSchema):
 
 
 class ConnectionUpdate(InputSchema):
-    name: text(255, min_length=1) = None
+    name: Name = None
     provider: ProviderName = None
-    base_path: text(1024) | None = None
+    base_path: BasePath | None = None
     credentials: JsonObject = None
     is_default: bool = None
     is_active: bool = None
@@ -39,7 +65,7 @@ class ConnectionUpdate(InputSchema):
 
 
 class ConnectionCreate(ConnectionUpdate):
-    name: text(255, min_length=1)
+    name: Name
     provider: ProviderName
 
     @model_validator(mode="after")
@@ -81,5 +107,5 @@ class FolderOut(OutputSchema):
 
 class FolderCreate(InputSchema):
     name: text(255, min_length=1)
-    path: text(1024, min_length=1)
+    path: FolderPath
     folder_type: FolderTypeName = "custom"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -11,18 +9,13 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 
-from arv.db.transaction import outside_database
 from arv.web.errors import Conflict, InvalidInput
 from companies.access import require_staff
 from companies.selectors import company_get
-from storage.models import Provider, StorageConnection, StorageFolder, TestStatus
+from storage.models import Provider, StorageConnection, StorageFolder, TestStatus, connection_base_path
+from storage.providers import Outcome, check_connection
+from storage.providers.local_disk import outside_roots
 from storage.selectors import connection_get
-
-# What each remote provider needs in `credentials` before it can be used.
-REQUIRED_CREDENTIALS = {
-    Provider.MINIO: ("endpoint", "access_key", "secret_key", "bucket"),
-    Provider.YANDEX_DISK: ("oauth_token",),
-}
 
 
 def connection_clear_other_defaults(connection_id: int | None) -> None:
@@ -30,14 +23,23 @@ def connection_clear_other_defaults(connection_id: int | None) -> None:
     StorageConnection.objects.filter(is_default=True).exclude(pk=connection_id).update(is_default=False)
 
 
-def _require_base_path(provider: str, base_path: str | None) -> None:
+def _checked_base_path(provider: str, base_path: str | None, *, confine: bool = True) -> str | None:
+    """The base path as the provider keeps it (canonical for remote providers), else 422.
+    A local_disk one is required and, when it is set or changed, must lie inside the roots."""
     if provider == Provider.LOCAL_DISK and not base_path:
         raise InvalidInput("base_path", "base_path is required for local_disk connections.", "missing")
+    try:
+        base_path = connection_base_path(provider, base_path)
+    except ValueError as exc:
+        raise InvalidInput("base_path", f"Path {exc}.") from None
+    if confine and provider == Provider.LOCAL_DISK and (problem := outside_roots(base_path)):
+        raise InvalidInput("base_path", problem)
+    return base_path
 
 
 def connection_create(*, user: AbstractBaseUser, **fields: Any) -> StorageConnection:
     require_staff(user)
-    _require_base_path(fields["provider"], fields.get("base_path"))
+    fields["base_path"] = _checked_base_path(fields["provider"], fields.get("base_path"))
     if fields.get("is_default"):
         connection_clear_other_defaults(None)
     connection = StorageConnection.objects.create(**fields)
@@ -48,7 +50,10 @@ def connection_update(*, user: AbstractBaseUser, connection_id: int, **fields: A
     connection = connection_get(user=user, connection_id=connection_id)
     for field, value in fields.items():
         setattr(connection, field, value)
-    _require_base_path(connection.provider, connection.base_path)
+    moves = bool({"provider", "base_path"} & set(fields))
+    base_path = _checked_base_path(connection.provider, connection.base_path, confine=moves)
+    if moves:
+        connection.base_path = fields["base_path"] = base_path
     if fields.get("is_default"):
         connection_clear_other_defaults(connection.pk)
     connection.save(update_fields=[*fields, "updated_at"])
@@ -70,39 +75,36 @@ class ConnectionTestResult:
     writable: bool
 
 
-def _probe_local_disk(base_path: str) -> tuple[bool, str, bool]:
-    """(ok, message, writable) for a local directory."""
-    if not os.path.exists(base_path):
-        return False, f"{base_path} does not exist.", False
-    if not os.path.isdir(base_path):
-        return False, f"{base_path} is not a directory.", False
-    try:
-        with tempfile.NamedTemporaryFile(dir=base_path, prefix=".arv-test-"):
-            pass
-    except OSError as exc:
-        return False, f"{base_path} is not writable: {exc.strerror}.", False
-    return True, f"{base_path} is a writable directory.", True
+@dataclass(frozen=True)
+class CheckTarget:
+    """What a connection's check needs, read in one unit of work and probed outside it."""
+
+    provider: str
+    base_path: str | None
+    credentials: dict[str, Any]
 
 
-def _probe(connection: StorageConnection) -> tuple[bool, str, bool]:
-    if connection.provider == Provider.LOCAL_DISK:
-        return _probe_local_disk(connection.base_path or "")
-    missing = [key for key in REQUIRED_CREDENTIALS[connection.provider] if not connection.credentials.get(key)]
-    if missing:
-        return False, f"Missing credentials: {', '.join(missing)}.", False
-    return False, f"Checking a {connection.get_provider_display()} connection is not available on this server.", False
+def check_target(connection: StorageConnection) -> CheckTarget:
+    return CheckTarget(connection.provider, connection.base_path, dict(connection.credentials or {}))
 
 
-def connection_test(*, user: AbstractBaseUser, connection_id: int) -> ConnectionTestResult:
-    """Check the connection works; the outcome is stored on it, success or not."""
+def connection_check_target(*, user: AbstractBaseUser, connection_id: int) -> CheckTarget:
+    return check_target(connection_get(user=user, connection_id=connection_id))
+
+
+def check_targets(targets: list[CheckTarget]) -> list[Outcome]:
+    """The checks, one after the other (no database: run outside it)."""
+    return [check_connection(target.provider, target.base_path, target.credentials) for target in targets]
+
+
+def connection_record_test(*, user: AbstractBaseUser, connection_id: int, outcome: Outcome) -> ConnectionTestResult:
+    """Store a check's outcome on the connection, success or not."""
     connection = connection_get(user=user, connection_id=connection_id)
-    outside_database()  # the probe touches the disk: never run this request twice
-    ok, message, writable = _probe(connection)
     connection.last_tested_at = timezone.now()
-    connection.test_status = TestStatus.SUCCESS if ok else TestStatus.ERROR
-    connection.test_error = None if ok else message
+    connection.test_status = TestStatus.SUCCESS if outcome.ok else TestStatus.ERROR
+    connection.test_error = None if outcome.ok else outcome.message
     connection.save(update_fields=["last_tested_at", "test_status", "test_error", "updated_at"])
-    return ConnectionTestResult(connection.test_status, message, connection.last_tested_at, writable)
+    return ConnectionTestResult(connection.test_status, outcome.message, connection.last_tested_at, outcome.writable)
 
 
 def folder_create(*, user: AbstractBaseUser, company_id: int, **fields: Any) -> StorageFolder:

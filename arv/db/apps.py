@@ -5,7 +5,7 @@ from django.db.backends.signals import connection_created
 
 from arv import internals
 from arv.db import echo
-from arv.db.workers import set_unit_deadlines
+from arv.db.workers import count_connection, set_unit_deadlines
 
 
 class DatabaseConfig(AppConfig):
@@ -16,4 +16,5 @@ class DatabaseConfig(AppConfig):
     def ready(self) -> None:
         echo.install(echo=settings.DATABASE_POOL.echo)
         connection_created.connect(set_unit_deadlines, dispatch_uid="arv.db.deadlines")
+        connection_created.connect(count_connection, dispatch_uid="arv.db.count")
         checks.register(internals.check_internals)

@@ -45,6 +45,16 @@ def env_bool(name: str, default: bool) -> bool:
     raise ConfigurationError(f"{name}={raw!r} is not a boolean (use true or false)")
 
 
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    for choice in choices:
+        if raw.strip().lower() == choice.lower():
+            return choice
+    raise ConfigurationError(f"{name}={raw!r} must be one of {', '.join(choices)}")
+
+
 def env_number(name: str, default: float, *, minimum: float = 0, integer: bool = True) -> Any:
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":

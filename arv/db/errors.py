@@ -22,6 +22,7 @@ from django.db import DatabaseError, IntegrityError, InterfaceError, Operational
 from django.http import HttpResponse, JsonResponse
 
 from arv.db.workers import PoolClosed, PoolTimeout
+from arv.metrics.series import UNAVAILABLE
 
 logger = logging.getLogger("arv.db")
 
@@ -69,15 +70,31 @@ def classify(exc: BaseException) -> Failure:
     return Failure.FAULT
 
 
-def describe_unavailable(exc: BaseException) -> str:
-    """A short, credential-free reason (never the driver's message: it may echo the DSN)."""
+# Why the database is unavailable: the metrics' cause label, and what a client is told.
+UNAVAILABLE_CAUSES = {
+    "pool_timeout": "all connections are busy",
+    "shutting_down": "the server is shutting down",
+    "statement_timeout": "the query took too long",
+    "unreachable": "it could not be reached",
+}
+
+
+def unavailable_cause(exc: BaseException) -> str:
     if isinstance(exc, PoolTimeout):
-        return "all connections are busy"
+        return "pool_timeout"
     if isinstance(exc, PoolClosed):
-        return "the server is shutting down"
+        return "shutting_down"
     if sqlstate(exc) == "57014":
-        return "the query took too long"
-    return "it could not be reached"
+        return "statement_timeout"
+    return "unreachable"
+
+
+def unavailable(exc: BaseException) -> str:
+    """An unavailable database is answered 503: counted by cause; the reason to tell the client
+    (short and credential-free: never the driver's message, which may echo the DSN)."""
+    cause = unavailable_cause(exc)
+    UNAVAILABLE.labels(cause).inc()
+    return UNAVAILABLE_CAUSES[cause]
 
 
 def database_error_response(exc: BaseException, *, as_json: bool = True) -> HttpResponse:
@@ -85,8 +102,9 @@ def database_error_response(exc: BaseException, *, as_json: bool = True) -> Http
     {"detail": ...} for the API, the same sentence as plain text for the admin."""
     failure = classify(exc)
     if failure is Failure.UNAVAILABLE:
-        logger.warning("database unavailable (%s): %s", describe_unavailable(exc), type(exc.__cause__ or exc).__name__)
-        status, detail = 503, f"The database is unavailable: {describe_unavailable(exc)}."
+        reason = unavailable(exc)
+        logger.warning("database unavailable (%s): %s", reason, type(exc.__cause__ or exc).__name__)
+        status, detail = 503, f"The database is unavailable: {reason}."
     elif failure in (Failure.TRANSIENT, Failure.CONFLICT):
         logger.info("database conflict answered with 409: %s (SQLSTATE %s)", type(exc).__name__, sqlstate(exc))
         status, detail = 409, "Conflict with existing data or a concurrent request; try again."

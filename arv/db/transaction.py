@@ -23,6 +23,15 @@ pipeline (arv.pipeline) opens one for every request that is not a static file:
 - Every database error a trip raises is noted on the unit (`unit.failure`), so
   the pipeline can tell a deadlock (run the request again) from an outage (503)
   even after a view turned the error into a response.
+- Work that waits on something else (a remote service, a disk) must not hold a worker
+  meanwhile. `await run_outside_db(fn, ...)` (async views) commits what the request did
+  so far, gives the worker back and runs fn on a thread of its own, where the connection
+  guard refuses any database use; the next `run_db`/`finish_db` leases a worker again and
+  begins a fresh transaction, which the pipeline ends as usual. A sync view (the admin)
+  runs in one trip, so it asks instead: `outside_result(fn, ...)` ends that run (rolled
+  back) with OutsideWorkNeeded; the pipeline runs fn off the worker, then runs the request
+  again in a fresh unit, where the same call returns fn's result (or raises its error).
+  Either way the request is marked as having acted outside the database (never run twice).
 
 At the start and end of each unit the worker runs Django's own connection
 upkeep: close the connection if it is older than CONN_MAX_AGE or broken, and
@@ -34,16 +43,19 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import threading
+import time
 from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
+from contextvars import ContextVar, copy_context
 from typing import Any, TypeVar
 
 from asgiref.sync import ThreadSensitiveContext
-from django.db import connections, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from pydantic import TypeAdapter
 
 from arv.db.errors import DATABASE_ERRORS
 from arv.db.workers import DatabaseWorker, DatabaseWorkerPool, worker_state
+from arv.metrics.series import DATABASE_SECONDS, RECONNECTS, WORKER_WAIT_SECONDS
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -63,17 +75,45 @@ class RequestFailed(Exception):
     """Handed to atomic's __exit__ to make it roll back."""
 
 
+class OutsideWorkNeeded(BaseException):
+    """A sync request's run asked for work outside the database (outside_result): the run
+    ends (rolled back) and the pipeline runs `call` off the worker, then the request again.
+
+    A BaseException, so that Django's exception-to-response conversion lets it through.
+    """
+
+    def __init__(self, call: OutsideCall) -> None:
+        super().__init__(call)
+        self.call = call
+
+
+# fn, args, kwargs of an outside_result() call; with what it returned or raised once run.
+OutsideCall = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+OutsideDone = tuple[OutsideCall, Any, BaseException | None]
+
+
 class UnitOfWork:
     """One request's database work: a leased worker and the transaction open on its connection."""
 
-    def __init__(self, pool: DatabaseWorkerPool, client_left: Callable[[], bool] | None = None) -> None:
+    def __init__(
+        self,
+        pool: DatabaseWorkerPool,
+        client_left: Callable[[], bool] | None = None,
+        outside_done: tuple[OutsideDone, ...] = (),
+    ) -> None:
         self.pool = pool
         self.worker: DatabaseWorker | None = None
         self.finished = False
         # The first database error a trip raised (the pipeline decides what it means).
         self.failure: BaseException | None = None
         # False once the request did something outside the database (it must not run twice).
-        self.retryable = True
+        self.retryable = not outside_done
+        # A sync request's outside_result() calls already run by the pipeline, and the one it
+        # asked for next (OutsideWorkNeeded).
+        self.outside_done = outside_done
+        self.outside_needed: OutsideCall | None = None
+        # Seconds its trips ran on the worker (the metrics' time in the database).
+        self.database_seconds = 0.0
         self._client_left = client_left
         self._leasing = asyncio.Lock()
         self.executor = _UnitExecutor(self)
@@ -129,13 +169,29 @@ class UnitOfWork:
         """The request is about to act outside the database: never run it a second time."""
         self.retryable = False
 
+    async def outside(self, fn: Callable[[], T]) -> T:
+        """fn() on a thread of its own, no worker held: what the request did so far is
+        committed and its worker given back; the next trip leases one and begins anew."""
+        if self.finished:
+            raise RuntimeError("this request's database work is already committed (finish_db ran)")
+        self.outside_database()
+        if self.worker is not None:
+            await self.finish(commit=True)
+        self.finished = False
+        return await in_own_thread(fn)
+
     # -- internals --------------------------------------------------------------------------
 
     async def _lease(self) -> DatabaseWorker:
         worker = self.pool.try_acquire()
         if worker is not None:
+            WORKER_WAIT_SECONDS.observe(0.0)
             return worker
-        worker = await self.pool.acquire()
+        started = time.perf_counter()
+        try:
+            worker = await self.pool.acquire()
+        finally:
+            WORKER_WAIT_SECONDS.observe(time.perf_counter() - started)
         # It waited in line: if its client left meanwhile, nobody wants the answer. (Checked
         # once it has its worker, not watched throughout: a watch per waiting request costs
         # the event loop more than the rare abandoned request does.)
@@ -156,8 +212,12 @@ class UnitOfWork:
         self.worker, self.finished = None, True
         # Back to the pool once the job has run, not before: a worker still busy with a
         # long commit (or one waiting for a lock) is not free, and DB_POOL_TIMEOUT must hold.
-        done.add_done_callback(lambda _: self.pool.release(worker))
+        done.add_done_callback(lambda _: self._ended(worker))
         return await asyncio.shield(done)
+
+    def _ended(self, worker: DatabaseWorker) -> None:
+        self.pool.release(worker)
+        DATABASE_SECONDS.observe(self.database_seconds)
 
 
 class _UnitExecutor(concurrent.futures.Executor):
@@ -210,6 +270,66 @@ async def finish_db(schema: Any, fn: Callable[..., Any], /, *args: Any, **kwargs
     return await current_unit().run(lambda: shape(bound()), last=True)
 
 
+async def run_outside_db(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """Run fn (no database use: the guard refuses it) on a thread of its own, holding no
+    worker meanwhile. What the request wrote before is committed first; later database
+    calls run in a fresh transaction. For waits on remote services or disks."""
+    return await current_unit().outside(_bind(fn, args, kwargs))
+
+
+def outside_result(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """For a sync view on its worker (the admin): fn(*args, **kwargs), run outside the
+    database. The first time, this run ends (rolled back) and the pipeline runs fn off the
+    worker, then the request again, where the same call (same fn and arguments) returns
+    fn's result or raises its exception. What the view did before the call is done again in
+    the second run (the first run's writes are rolled back)."""
+    unit = current_unit()
+    call = (fn, args, kwargs)
+    for done, result, error in unit.outside_done:
+        if done == call:
+            if error is not None:
+                raise error
+            return result
+    unit.outside_database()
+    raise OutsideWorkNeeded(call)
+
+
+async def run_outside_call(call: OutsideCall) -> OutsideDone:
+    """What the pipeline does for OutsideWorkNeeded: the call, run on a thread of its own."""
+    fn, args, kwargs = call
+    try:
+        return call, await in_own_thread(_bind(fn, args, kwargs)), None
+    except Exception as exc:
+        return call, None, exc
+
+
+async def in_own_thread(fn: Callable[[], T]) -> T:
+    """fn() on a new daemon thread (not a shared executor, which slow calls would fill up),
+    in a copy of the caller's context (the request id of its log lines)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[T] = loop.create_future()
+    context = copy_context()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if done.cancelled():
+            return
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(result)
+
+    def run() -> None:
+        try:
+            result = context.run(fn)
+        except BaseException as exc:
+            loop.call_soon_threadsafe(settle, None, exc)
+        else:
+            loop.call_soon_threadsafe(settle, result, None)
+
+    threading.Thread(target=run, name="arv-outside-db", daemon=True).start()
+    return await done
+
+
 def outside_database() -> None:
     """Call before acting outside the database (a file, a remote service): the request is
     then never run a second time after a deadlock. Sync code may call it too (a service on
@@ -243,6 +363,7 @@ def _never(_: Any) -> bool:
 def _step(unit: UnitOfWork, fn: Callable[[], T], begin: bool, end: bool, commit: Callable[[T], bool]) -> T:
     """One trip to the worker: begin the transaction if asked, run fn, end it if asked
     (committing only if fn succeeded and commit(result) says so)."""
+    started = time.perf_counter()
     try:
         if begin:
             _begin()
@@ -259,6 +380,8 @@ def _step(unit: UnitOfWork, fn: Callable[[], T], begin: bool, end: bool, commit:
         if unit.failure is None:
             unit.failure = exc
         raise
+    finally:
+        unit.database_seconds += time.perf_counter() - started
 
 
 def _nothing() -> None:
@@ -269,9 +392,12 @@ def _begin() -> None:
     for conn in connections.all(initialized_only=True):
         conn.queries_log.clear()
         conn.close_if_unusable_or_obsolete()  # CONN_MAX_AGE, broken connections
+    reused = connections[DEFAULT_DB_ALIAS].connection
     atomic = transaction.atomic(durable=True)
     atomic.__enter__()  # with CONN_HEALTH_CHECKS, pings a reused connection first
     worker_state.atomic = atomic
+    if reused is not None and connections[DEFAULT_DB_ALIAS].connection is not reused:
+        RECONNECTS.inc()  # the ping failed: Django closed it and connected again
 
 
 def _end(commit: bool) -> None:

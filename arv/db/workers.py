@@ -46,6 +46,7 @@ from django.conf import settings
 from django.db import connections
 
 from arv.db.config import PoolSettings
+from arv.metrics.series import CONNECTIONS_OPENED, POOL_TIMEOUTS
 
 logger = logging.getLogger("arv.db")
 
@@ -83,6 +84,11 @@ def set_unit_deadlines(sender, connection, **kwargs) -> None:
         for name, ms in settings.DATABASE_POOL.deadlines.items():
             if ms:  # one statement per execute: server-side binding allows no more
                 cursor.execute(f"SET {name} = {int(ms)}")
+
+
+def count_connection(sender, connection, **kwargs) -> None:
+    """connection_created receiver: connections opened, for the metrics."""
+    CONNECTIONS_OPENED.inc()
 
 
 def close_thread_connections() -> None:
@@ -290,6 +296,7 @@ class DatabaseWorkerPool:
                 self._waiters.remove(waiter)
             except ValueError:
                 pass
+        POOL_TIMEOUTS.inc()
         waiter.set_exception(PoolTimeout(f"no database connection became free within {self.config.timeout:g}s"))
 
     def _spawn(self) -> DatabaseWorker:

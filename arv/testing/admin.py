@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from html.parser import HTMLParser
+from urllib.parse import urlencode
 
 import httpx
 
@@ -83,3 +84,43 @@ def log_in(
     answer = browser.post(form["action"], data=data, follow_redirects=False)
     assert answer.status_code == 302, answer.text[:2000]
     assert answer.headers["Location"] == next_path
+
+
+def send_form(browser: httpx.Client, path: str, form_id: str, /, **changes: str) -> httpx.Response:
+    """Open an admin page, change some fields of one of its forms and send it, as a person would
+    (`_save` pressed); the answer is not followed: 302 when saved, 200 with the errors when not."""
+    page = browser.get(path)
+    assert page.status_code == 200, page.text[:2000]
+    form = parse_page(page.text).forms[form_id]
+    fields = [(name, value) for name, value in form["fields"] if name not in changes]
+    body = urlencode([*fields, *changes.items(), ("_save", "Save")])
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    return browser.post(path, content=body, headers=headers, follow_redirects=False)
+
+
+def form_errors(page: httpx.Response) -> list[str]:
+    """The messages of a form sent back with errors (Django's `errorlist`s)."""
+    parser = _ErrorList()
+    parser.feed(page.text)
+    return parser.errors
+
+
+class _ErrorList(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.errors: list[str] = []
+        self._depth = 0  # inside a <ul class="errorlist">
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "ul" and "errorlist" in (dict(attrs).get("class") or "").split():
+            self._depth += 1
+        elif tag == "li" and self._depth:
+            self.errors.append("")
+
+    def handle_endtag(self, tag):
+        if tag == "ul" and self._depth:
+            self._depth -= 1
+
+    def handle_data(self, data):
+        if self._depth and self.errors:
+            self.errors[-1] += data

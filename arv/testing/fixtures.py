@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
+import re
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
-from arv.testing.servers import UvicornProcess, uvicorn_in_thread
+from arv.testing.servers import UvicornProcess, free_port, uvicorn_in_thread
+
+if TYPE_CHECKING:  # imported by the fixtures that use them (boto3 is slow to import)
+    from arv.testing.remote import S3Server, SilentEndpoint, YandexDiskServer
 
 # Pool bounds of servers started by start_server (tests override them per server).
 SERVER_POOL = {"DB_POOL_SIZE": "4", "DB_MAX_OVERFLOW": "2"}
@@ -83,12 +89,12 @@ def anonymous(client_for) -> httpx.Client:
 
 
 @pytest.fixture
-def local_connection(transactional_db, tmp_path):
+def local_connection(transactional_db, storage_root):
     from storage.models import StorageConnection
 
     StorageConnection.objects.filter(is_default=True).update(is_default=False)  # e.g. the seeded one
     return StorageConnection.objects.create(
-        name="Disk", provider="local_disk", base_path=str(tmp_path), is_default=True
+        name="Disk", provider="local_disk", base_path=str(storage_root), is_default=True
     )
 
 
@@ -168,3 +174,57 @@ def observer(transactional_db):
     watcher.ignore_pids.extend(pid for pid, _ in watcher.backends())
     yield watcher
     watcher.close()
+
+
+@pytest.fixture
+def storage_root(tmp_path) -> Path:
+    """A directory local_disk connections may name (pytest's temporary directories are inside
+    ARV_LOCAL_STORAGE_ROOTS in tests: arv.testing.env)."""
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """An S3 endpoint on loopback (moto's server mode) that accepts only its own key pair."""
+    from arv.testing.remote import S3Server
+
+    server = S3Server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server: S3Server, request) -> str:
+    """A fresh, empty bucket on s3_server, named after the test."""
+    name = "arv-" + re.sub(r"[^a-z0-9]+", "-", request.node.name.lower())[:40].strip("-")
+    return s3_server.create_bucket(f"{name}-{next(_buckets)}")
+
+
+_buckets = itertools.count()
+
+
+@pytest.fixture
+def yandex_disk(settings) -> Iterator[YandexDiskServer]:
+    """A Yandex Disk API on loopback; ARV_YANDEX_DISK_API_URL points at it in this process."""
+    from arv.testing.remote import YandexDiskServer
+
+    server = YandexDiskServer()
+    settings.YANDEX_DISK_API_URL = server.url
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def silent_endpoint() -> Iterator[SilentEndpoint]:
+    """host:port of a server that accepts connections and never answers."""
+    from arv.testing.remote import SilentEndpoint
+
+    endpoint = SilentEndpoint()
+    yield endpoint
+    endpoint.stop()
+
+
+@pytest.fixture
+def closed_endpoint() -> str:
+    """host:port where nothing listens (connections are refused)."""
+    return f"127.0.0.1:{free_port()}"

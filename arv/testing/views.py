@@ -100,3 +100,34 @@ def sync_slow(request: HttpRequest) -> HttpResponse:
 async def threads(request: HttpRequest) -> JsonResponse:
     """The server's threads, by name (no request may create one of its own)."""
     return JsonResponse({"threads": sorted(thread.name for thread in threading.enumerate())})
+
+
+def _outside_thread(orm: bool = False) -> str:
+    """Work outside the database: which thread runs it (and, if asked, an ORM call the guard refuses)."""
+    if orm:
+        Company.objects.count()
+    return threading.current_thread().name
+
+
+async def outside_db(request: HttpRequest) -> JsonResponse:
+    """Writes, works outside the database (run_outside_db), writes again: the first write is
+    committed before the outside work; the second is kept only if the request succeeds."""
+    from arv.db.transaction import run_db, run_outside_db
+
+    name = request.GET["name"]
+    before = await run_db(lambda: (Company.objects.create(name=f"{name} 1", slug=f"{name}-1"), _backend())[1])
+    thread = await run_outside_db(_outside_thread, orm=bool(request.GET.get("orm")))
+    after = await run_db(lambda: (Company.objects.create(name=f"{name} 2", slug=f"{name}-2"), _backend())[1])
+    status = int(request.GET.get("status", 200))
+    return JsonResponse({"before": before, "after": after, "thread": thread}, status=status)
+
+
+def sync_outside_result(request: HttpRequest) -> HttpResponse:
+    """A sync view that needs work outside the database (outside_result), then writes."""
+    from arv.db.transaction import outside_result
+
+    name = request.GET["name"]
+    thread = outside_result(_outside_thread, orm=bool(request.GET.get("orm")))
+    Company.objects.create(name=name, slug=name.lower())
+    status = int(request.GET.get("status", 200))
+    return JsonResponse({"thread": thread, **_backend()}, status=status)

@@ -44,7 +44,7 @@ WRITES = {
     "create connection": (
         "POST",
         "/api/storage/connections",
-        {"name": "New disk", "provider": "local_disk", "base_path": "/tmp"},
+        {"name": "New disk", "provider": "local_disk", "base_path": "{disk}"},
     ),
     "update connection": ("PATCH", "/api/storage/connections/{connection}", {"name": "Renamed disk"}),
 }
@@ -52,11 +52,12 @@ WRITES = {
 
 @pytest.fixture
 def world(make_company, tmp_path):
-    """One of each object, so updates have a target: {"company": id, "connection": id}."""
+    """One of each object, so updates have a target: {"company": id, "connection": id, "disk": path}."""
     connection = StorageConnection.objects.create(name="Target disk", provider="local_disk", base_path=str(tmp_path))
     company = make_company("Target Co", storage_connection=connection, metadata={"keep": "me"})
     StorageFolder.objects.create(company=company, name="Existing", path="/existing")
-    return {"company": company.id, "connection": connection.id}
+    # "disk": a directory a local_disk connection may name (inside ARV_LOCAL_STORAGE_ROOTS).
+    return {"company": company.id, "connection": connection.id, "disk": str(tmp_path)}
 
 
 def snapshot() -> dict[str, list[dict]]:

@@ -138,3 +138,22 @@ def test_the_pgbouncer_pass_really_goes_through_pgbouncer():
         cursor.execute("SELECT inet_server_port()")
         (server_port,) = cursor.fetchone()
     assert int(connection.settings_dict["PORT"]) != server_port  # connected to pgbouncer, served by PostgreSQL
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("ARV_LOG_FORMAT", "xml", "ARV_LOG_FORMAT='xml' must be one of text, json"),
+        ("ARV_LOG_LEVEL", "loud", "ARV_LOG_LEVEL='loud' must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+        ("ARV_ACCESS_LOG", "maybe", "ARV_ACCESS_LOG='maybe' is not a boolean"),
+    ],
+)
+def test_an_unknown_logging_setting_is_a_clear_startup_error(name, value, message):
+    result = _settings_in_subprocess({"DJANGO_DEBUG": "true", name: value})
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_logging_settings_take_any_case():
+    result = _settings_in_subprocess({"DJANGO_DEBUG": "true", "ARV_LOG_FORMAT": "JSON", "ARV_LOG_LEVEL": "debug"})
+    assert result.returncode == 0, result.stderr

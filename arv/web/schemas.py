@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any
 
-from ninja import Schema
+from django.http import HttpRequest, HttpResponse
+from ninja import Schema, Status
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 # PostgreSQL's integer ranges: larger numbers are a client error, not a database crash.
@@ -96,3 +97,9 @@ def answers(success: Any) -> dict[int, Any]:
     """An operation's `response=`: its success schema ({status: schema}, or a schema for 200) and the errors."""
     responses = dict(success) if isinstance(success, dict) else {200: success}
     return {**responses, **dict.fromkeys(ERROR_STATUSES, ErrorOut)}
+
+
+def created(request: HttpRequest, response: HttpResponse, shaped: Any) -> Status:
+    """201 Created for a POST to a collection: Location is the new object's URL (collection/id)."""
+    response["Location"] = request.build_absolute_uri(f"{request.path.rstrip('/')}/{shaped.id}")
+    return Status(201, shaped)

@@ -197,7 +197,8 @@ def test_add_company_with_folder_then_search(admin_browser: WebDriver, live_url:
     assert row.find_element(By.CSS_SELECTOR, ".field-slug").text == "acme-browser"
     assert row.find_element(By.CSS_SELECTOR, ".field-folder_count").text == "1"
     folder = StorageFolder.objects.get(company__name="Acme Browser")
-    assert (folder.name, folder.path, folder.folder_type) == ("Portraits", "acme/portraits", "portraits")
+    # Stored in the canonical form (API.md, Paths).
+    assert (folder.name, folder.path, folder.folder_type) == ("Portraits", "/acme/portraits", "portraits")
 
     fill(driver, "searchbar", "acme")
     submit(driver, driver.find_element(By.CSS_SELECTOR, "#changelist-search input[type=submit]"))
@@ -228,6 +229,37 @@ def test_action_tests_storage_connection(admin_browser: WebDriver, live_url: str
     assert changelist_row(driver, "Browser Disk").find_element(By.CSS_SELECTOR, ".field-test_status").text == "Success"
     connection.refresh_from_db()
     assert connection.test_status == "success"
+
+
+def test_add_a_minio_connection_and_test_it(
+    admin_browser: WebDriver, live_url: str, s3_server, s3_bucket: str, shot
+) -> None:
+    """A MinIO connection added in the admin, then tested against a real S3 endpoint (moto)."""
+    from storage.models import StorageConnection
+
+    driver = admin_browser
+    driver.get(f"{live_url}/admin/storage/storageconnection/add/")
+    assert heading(driver) == "Add storage connection"
+    fill(driver, "id_name", "Browser S3")
+    Select(driver.find_element(By.ID, "id_provider")).select_by_value("minio")
+    fill(driver, "id_base_path", "/arv/checks")
+    fill(driver, "id_credentials", json.dumps(s3_server.credentials(s3_bucket)))
+    shot("minio-form-filled")
+    submit(driver, driver.find_element(By.NAME, "_save"))
+    shot("minio-saved")
+    assert any("Browser S3" in message and "added successfully" in message for message in messages(driver))
+
+    row = changelist_row(driver, "Browser S3")
+    row.find_element(By.CSS_SELECTOR, "input[name=_selected_action]").click()
+    Select(driver.find_element(By.NAME, "action")).select_by_visible_text("Test selected storage connections")
+    submit(driver, driver.find_element(By.CSS_SELECTOR, "#changelist-form button[name=index]"))
+    shot("minio-tested")
+
+    assert messages(driver) == [f"Browser S3: Bucket '{s3_bucket}' on {s3_server.endpoint} is writable."]
+    assert messages(driver, "error") == []
+    assert changelist_row(driver, "Browser S3").find_element(By.CSS_SELECTOR, ".field-test_status").text == "Success"
+    assert StorageConnection.objects.get(name="Browser S3").test_status == "success"
+    assert s3_server.keys(s3_bucket) == []
 
 
 def test_connection_form_never_shows_credentials(admin_browser: WebDriver, live_url: str, shot) -> None:

@@ -217,7 +217,7 @@ def test_put_storage_sets_connection_and_path(staff, make_company, local_connect
     assert response.status_code == 200
     assert (response.json()["storage_connection_id"], response.json()["storage_path"]) == (
         local_connection.id,
-        "stored/",
+        "/stored",  # canonical form (API.md, Paths)
     )
 
 

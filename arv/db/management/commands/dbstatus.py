@@ -1,41 +1,129 @@
-"""`manage.py dbstatus`: the configured bound and what the database sees of ARV's connections."""
+"""`manage.py dbstatus [--json]`: the configured bound, what the database sees of ARV's
+connections, and (metrics on) every running server process's pool.
+
+When the database cannot be reached: a one-line reason and exit status 1, in both modes
+(with --json the document is printed first, "reachable": false).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
-from django.db import connection
+from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError, connection
+
+from arv.metrics.directory import operators_dir
 
 
 class Command(BaseCommand):
-    help = "Show the connection bound and ARV's connections as the database sees them."
+    help = "Show the connection bound, ARV's connections as the database sees them, and each server's pool."
 
-    def handle(self, *args, **options) -> None:
-        pool = settings.DATABASE_POOL
-        self.stdout.write(f"vendor: {connection.vendor}")
-        self.stdout.write(
-            f"bound per server process: {pool.max_connections} (DB_POOL_SIZE={pool.size} + DB_MAX_OVERFLOW={pool.max_overflow})"
-        )
-        self.stdout.write(
-            f"wait for a connection: {pool.timeout:g}s; connect timeout: {pool.connect_timeout}s; "
-            f"max age: {pool.conn_max_age}s; health checks: {'on' if pool.health_checks else 'off'}"
-        )
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--json", action="store_true", dest="as_json", help="one JSON document, for scripts")
+
+    def handle(self, *args, as_json: bool = False, **options) -> None:
+        status = configured()
+        try:
+            status["database"] = database_status()
+        except DatabaseError as exc:
+            status["database"] = {"reachable": False, "reason": unreachable_reason(exc)}
+        status["servers"] = servers_status()
+        self.stdout.write(json.dumps(status, indent=2) if as_json else as_text(status))
+        if not status["database"]["reachable"]:
+            raise CommandError(f"the database cannot be reached: {status['database']['reason']}")
+
+
+def configured() -> dict[str, Any]:
+    pool = settings.DATABASE_POOL
+    return {
+        "vendor": connection.vendor,
+        "bound_per_process": pool.max_connections,
+        "pool_size": pool.size,
+        "max_overflow": pool.max_overflow,
+        "pool_timeout": pool.timeout,
+        "connect_timeout": pool.connect_timeout,
+        "conn_max_age": pool.conn_max_age,
+        "health_checks": pool.health_checks,
+    }
+
+
+def database_status() -> dict[str, Any]:
+    """Connections of ARV (application_name) as PostgreSQL sees them; just "reachable" elsewhere."""
+    with connection.cursor() as cursor:
         if connection.vendor != "postgresql":
-            self.stdout.write("per-connection figures need PostgreSQL")
-            return
-        application = connection.settings_dict["OPTIONS"].get("application_name", "arv")
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT state, count(*) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND application_name = %s AND pid <> pg_backend_pid() "
-                "GROUP BY state ORDER BY state",
-                [application],
+            cursor.execute("SELECT 1")
+            return {"reachable": True}
+        cursor.execute(
+            "SELECT state, count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND application_name = %s AND pid <> pg_backend_pid() "
+            "GROUP BY state ORDER BY state",
+            [connection.settings_dict["OPTIONS"].get("application_name", "arv")],
+        )
+        states = dict(cursor.fetchall())
+        cursor.execute("SHOW max_connections")
+        (max_connections,) = cursor.fetchone()
+    return {
+        "reachable": True,
+        "connections": sum(states.values()),
+        "active": states.get("active", 0),
+        "idle": states.get("idle", 0),
+        "idle_in_transaction": states.get("idle in transaction", 0),
+        "max_connections": int(max_connections),
+    }
+
+
+def unreachable_reason(exc: DatabaseError) -> str:
+    """The driver's first line (libpq names the host and port, never the password)."""
+    lines = str(exc.__cause__ or exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else 'no detail'}"
+
+
+def servers_status() -> list[dict[str, Any]] | None:
+    """Each running server's processes' pools, from their metrics files; None when metrics are off."""
+    if not (settings.METRICS_TOKEN or operators_dir()):
+        return None
+    from arv.metrics.pools import server_pools  # prometheus_client, only when asked for
+
+    return server_pools()
+
+
+def as_text(status: dict[str, Any]) -> str:
+    lines = [
+        f"vendor: {status['vendor']}",
+        f"bound per server process: {status['bound_per_process']} "
+        f"(DB_POOL_SIZE={status['pool_size']} + DB_MAX_OVERFLOW={status['max_overflow']})",
+        f"wait for a connection: {status['pool_timeout']:g}s; connect timeout: {status['connect_timeout']}s; "
+        f"max age: {status['conn_max_age']}s; health checks: {'on' if status['health_checks'] else 'off'}",
+    ]
+    database = status["database"]
+    if not database["reachable"]:
+        lines.append(f"database: cannot be reached ({database['reason']})")
+    elif "connections" in database:
+        lines += [
+            f"connections open (all ARV processes): {database['connections']}",
+            f"  in use (active): {database['active']}",
+            f"  idle: {database['idle']}",
+            f"  idle in transaction: {database['idle_in_transaction']}",
+            f"database max_connections: {database['max_connections']}",
+        ]
+    else:
+        lines.append("per-connection figures need PostgreSQL")
+    servers = status["servers"]
+    if servers is None:
+        lines.append("server pools: metrics are off (set ARV_METRICS_TOKEN to see each server process's pool)")
+    elif not servers:
+        lines.append("server pools: no server with metrics is running")
+    for server in servers or ():
+        lines.append(f"server (metrics in {server['metrics_dir']}):")
+        for process in server["processes"]:
+            lines.append(
+                f"  process {process['pid']}: {process.get('in_use', 0)} in use of {process.get('workers', 0)} "
+                f"workers (bound {process.get('bound', 0)}), {process.get('waiting', 0)} requests waiting"
             )
-            states = dict(cursor.fetchall())
-            cursor.execute("SHOW max_connections")
-            (max_connections,) = cursor.fetchone()
-        open_connections = sum(states.values())
-        self.stdout.write(f"connections open (all ARV processes): {open_connections}")
-        self.stdout.write(f"  in use (active): {states.get('active', 0)}")
-        self.stdout.write(f"  idle: {states.get('idle', 0)}")
-        self.stdout.write(f"  idle in transaction: {states.get('idle in transaction', 0)}")
-        self.stdout.write(f"database max_connections: {max_connections}")
-        self.stdout.write("requests waiting: see GET /api/health?verbose=1 (staff) on each server process")
+        lines.append(
+            f"  since it started: {server['pool_timeouts']} pool timeouts, {server['reconnects']} reconnects, "
+            f"{server['connections_opened']} connections opened"
+        )
+    return "\n".join(lines)

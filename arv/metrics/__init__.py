@@ -1,0 +1,1 @@
+"""Prometheus metrics: the series (series), where the processes keep them (directory), /metrics (endpoint)."""

@@ -1,0 +1,88 @@
+"""The series ARV records (prometheus_client), and the cheap calls that record them.
+
+Per request the pipeline and the unit of work add to four series (a counter and three
+histograms); in multiprocess mode each addition is a write to a memory-mapped file,
+a microsecond or two. The pool gauges cost requests nothing: they are sampled from the
+pool's own bookkeeping once a second and just before a scrape (sample_pool).
+
+Every series is per process; the scrape adds them up (arv.metrics.directory). The pool
+gauges are "liveall": one series per running process (label pid), because a pool is a
+process's, and so that `manage.py dbstatus` can show each; gone when the process stops.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from prometheus_client import Counter, Gauge, Histogram
+
+if TYPE_CHECKING:
+    from arv.db.workers import PoolStatus
+
+# Seconds; a request that took longer than the last bound is counted in +Inf only.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+WAIT_BUCKETS = (0.0, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+POOL_BOUND = Gauge(
+    "arv_db_pool_bound",
+    "Most database connections this process may hold: DB_POOL_SIZE + DB_MAX_OVERFLOW",
+    multiprocess_mode="liveall",
+)
+POOL_WORKERS = Gauge(
+    "arv_db_pool_workers", "Database workers (each one connection) this process has now", multiprocess_mode="liveall"
+)
+POOL_IN_USE = Gauge("arv_db_pool_in_use", "Database workers leased by a request now", multiprocess_mode="liveall")
+POOL_WAITING = Gauge("arv_db_pool_waiting", "Requests waiting for a database worker now", multiprocess_mode="liveall")
+
+POOL_TIMEOUTS = Counter("arv_db_pool_timeouts", "Requests that got no database worker within DB_POOL_TIMEOUT")
+CONNECTIONS_OPENED = Counter("arv_db_connections_opened", "Database connections opened by the workers")
+RECONNECTS = Counter(
+    "arv_db_reconnects", "Connections replaced because the health check (DB_HEALTH_CHECKS) found them broken"
+)
+UNAVAILABLE = Counter(
+    "arv_http_unavailable_responses",
+    "503 answers for a database failure, by cause (arv.db.errors.unavailable_cause)",
+    ["cause"],
+)
+REQUESTS = Counter(
+    "arv_http_requests",
+    "HTTP requests answered, by method, route (the URL pattern) and status",
+    ["method", "route", "status"],
+)
+REQUEST_SECONDS = Histogram(
+    "arv_http_request_duration_seconds",
+    "Time from a request's arrival to its answer sent, by route",
+    ["route"],
+    buckets=LATENCY_BUCKETS,
+)
+WORKER_WAIT_SECONDS = Histogram(
+    "arv_db_worker_wait_seconds", "Time a request waited to lease a database worker", buckets=WAIT_BUCKETS
+)
+DATABASE_SECONDS = Histogram(
+    "arv_db_request_seconds",
+    "Time a request's database work ran on its worker (all its trips)",
+    buckets=LATENCY_BUCKETS,
+)
+
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+# The labelled children by (method, route, status): a dict lookup instead of labels()'
+# lock and conversions on every request. Bounded: routes are URL patterns.
+_request_series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+
+def observe_request(method: str, route: str, status: int, seconds: float) -> None:
+    key = (method if method in METHODS else "other", route, status)
+    series = _request_series.get(key)
+    if series is None:
+        series = _request_series[key] = (REQUESTS.labels(*key[:2], str(status)), REQUEST_SECONDS.labels(route))
+    counter, histogram = series
+    counter.inc()
+    histogram.observe(seconds)
+
+
+def sample_pool(status: PoolStatus) -> None:
+    POOL_BOUND.set(status.max_connections)
+    POOL_WORKERS.set(status.workers)
+    POOL_IN_USE.set(status.in_use)
+    POOL_WAITING.set(status.waiting)
