@@ -51,7 +51,7 @@ def seed(n: int, folders: int) -> dict[str, int]:
                 number = f"{i:0{width}d}"
                 copy.write_row(
                     (f"Bench Company {number}", f"bench-company-{number}", f"c{i}@bench.example.com", storage.pk,
-                     f"bench/{number}", "basic", 10, 0, 10, True, False, json.dumps({"seq": i}), at, at)
+                     f"/bench/{number}", "basic", 10, 0, 10, True, False, json.dumps({"seq": i}), at, at)
                 )  # fmt: skip
         cursor.execute("SELECT min(id), max(id), count(*) FROM companies_company WHERE slug LIKE 'bench-company-%%'")
         min_id, max_id, count = cursor.fetchone()
@@ -60,7 +60,7 @@ def seed(n: int, folders: int) -> dict[str, int]:
             for company_id in range(min_id, max_id + 1):
                 at = start + dt.timedelta(milliseconds=company_id - min_id + 1)
                 for k in range(1, folders + 1):
-                    copy.write_row((company_id, f"folder {k}", f"bench/{company_id}/f{k}", "custom", k, 0, at, at))
+                    copy.write_row((company_id, f"folder {k}", f"/bench/{company_id}/f{k}", "custom", k, 0, at, at))
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
     return {"companies": n, "folders_each": folders, "min_id": min_id, "max_id": max_id}

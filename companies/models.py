@@ -15,7 +15,7 @@ class SubscriptionTier(models.TextChoices):
 
 class CompanyQuerySet(models.QuerySet):
     def count(self) -> int:
-        """Every company's count from the counter PostgreSQL keeps (migration 0005) instead of a
+        """Every company's count from the counter PostgreSQL keeps (migration 0006) instead of a
         count(*) over the table: the same number, at a cost that does not grow with the table.
         Any filter, join, grouping, slice or DISTINCT counts rows as Django does."""
         query = self.query

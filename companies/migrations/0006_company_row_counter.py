@@ -70,6 +70,6 @@ def drop_counter(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("companies", "0004_search_trigram_indexes")]
+    dependencies = [("companies", "0005_canonical_names_and_storage_paths")]
 
     operations = [migrations.RunPython(create_counter, drop_counter, elidable=False)]
