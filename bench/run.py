@@ -1,39 +1,51 @@
 """ARV benchmark: one command brings everything up, loads it with wrk, and writes a report.
 
-    bench/run                      # full run (< 10 min on 2 cores): 1 and 2 uvicorn workers
-    bench/run --quick              # ~2 min: 1 worker, 1 repetition
-    bench/run --peer-dir PATH      # also start the FastAPI peer from PATH and measure it side by side
-    bench/run --peer http://127.0.0.1:8001 --peer-token T   # ... or point at a running peer
+    bench/run --peer-dir ../shared/peer_fastapi   # the full sitting (~17-20 min on 2 cores): ARV, the
+                                                  # FastAPI peer, django-sync, django-async; 1 and 2 processes
+    bench/run --quick              # ~5 min: 1 process, 1 repetition
+    bench/run --sizes 10000,1000000 --conns 16    # the reads at each data size (~10-15 min, seeding included)
+    bench/run --peer http://127.0.0.1:8001 --peer-token T   # a peer that is already running (1 process)
+    bench/run --contenders none    # without the Django contenders (bench/contenders/)
     bench/run --baseline-dir PATH  # also measure another clone of ARV (e.g. the last commit), before/after
-    bench/run --quick --scenarios admin --skip-ceilings --profile-seconds 0 --conns 16,32   # the admin only
+    bench/run --arv-env DB_ACTIVE_WORKERS=0       # ARV's servers with another setting
+    bench/run --quick --scenarios admin,admin_search --skip-ceilings --profile-seconds 0 --conns 16,32
     bench/run --render bench/results/<timestamp>.json       # re-render a saved run's .md and .png
 
-What it does, on the local PostgreSQL (postgres@127.0.0.1:5432, or --pg):
+What it does, on the local PostgreSQL (postgres@127.0.0.1:5432, or --pg-host/--pg-port):
   1. drops and creates the database arv_bench, runs `manage.py migrate`, seeds 10,000 companies
-     with 2 folders each and a superuser (bench/seed.py), creates a staff API token, and, for the
-     admin scenario, collects the static files into /tmp (the admin's templates need the manifest
-     with DEBUG off; the checkout's own staticfiles/ is left alone);
-  2. for each worker count, starts `uvicorn arv.asgi:application --workers N` on a free port and
-     runs each scenario (detail, list, search, create, mix; admin if asked for) at each concurrency
-     with wrk (bench/lua/scenario.lua): a warm-up, then --reps measured runs (the median is
-     reported). Before the admin scenario it logs in over HTTP as a browser would (login form,
-     CSRF token, session cookie), and wrk sends that session's cookie; its runs are longer
-     (MIN_REQUESTS_PER_CONNECTION);
+     with 2 folders each (COPY) and a superuser (bench/seed.py), creates a staff API token, VACUUM
+     ANALYZE (autovacuum is off here: unanalysed tables have no statistics), and, for the admin
+     scenarios, collects the static files into /tmp (the admin's templates need the manifest with
+     DEBUG off; the checkout's own staticfiles/ is left alone). With --peer-dir, the peer's own
+     database is seeded by its seed.py and analysed the same way;
+  2. for each process count, starts each contender in turn, each on a fresh clone of its seeded
+     database (CREATE DATABASE ... TEMPLATE: the same rows, indexes and statistics, none of another
+     contender's creates): `uvicorn arv.asgi:application --workers N`, the peer, django-sync
+     (gunicorn gthread) and django-async (uvicorn, Django's pool). Each runs its scenarios (ARV:
+     detail, list, search, create, mix, admin if asked for; the others detail, list, search,
+     create) at each concurrency with wrk (bench/lua/scenario.lua): a warm-up, then --reps measured
+     runs (the median is reported). Before the admin scenarios it logs in over HTTP as a browser
+     would (login form, CSRF token, session cookie), and wrk sends that session's cookie; their
+     runs are longer (MIN_REQUESTS_PER_CONNECTION);
   3. measures the ceilings in the same run: a bare ASGI app (bench/bare_asgi.py), ARV's own stack
      with a view that touches no database (bench/arv_nodb.py), and the detail endpoint's SQL
-     straight through psycopg (bench/dbceiling.py);
-  4. optionally the peer (detail, list, create), and a py-spy profile of ARV's detail endpoint;
-  5. optionally a baseline: another clone of this repository (--baseline-dir, with its own .venv
-     from its bin/setup) on the same database, environment and load. Each scenario then runs on a
-     fresh server of the baseline and then of this checkout, one server at a time, so each one's
-     backends and sessions are its own and both read the same rows;
-  6. writes bench/results/<timestamp>.md, .json and .png and prints the table.
+     straight through psycopg (bench/dbceiling.py); and a py-spy profile of ARV's detail endpoint;
+  4. optionally a baseline: another clone of this repository (--baseline-dir, with its own .venv
+     from its bin/setup). Each scenario then runs on a fresh server of the baseline and then of
+     this checkout, one server at a time, so each one's backends and sessions are its own;
+  5. writes bench/results/<timestamp>.md, .json and .png and prints the tables: every row, ARV
+     side by side with each alternative (req/s and ratios, p99, backends, sessions) and a line
+     against the issue's targets.
+--sizes replaces 2-4: one database per size, ARV at the first process count, the reads detail,
+list, search, admin and admin_search, list and admin pages among the first SIZES_PAGES; the report
+compares p50 across sizes.
 
 While a scenario runs, a monitor thread polls pg_stat_activity (backends of the database under
-test) and the server's RSS (uvicorn and its children) every 100 ms; pg_stat_database.sessions
-before and after gives the new database sessions per 1,000 requests. Per request means per request
-served: wrk's completed ones and those still in flight when it stopped, which the server finishes
-before the next run (their sessions and CPU time are counted too).
+test) and the server's RSS (the server process and its children) every 100 ms;
+pg_stat_database.sessions before and after gives the new database sessions per 1,000 requests.
+Per request means per request served: wrk's completed ones and those still in flight when it
+stopped, which the server finishes before the next run (their sessions and CPU time are counted
+too).
 """
 
 from __future__ import annotations
@@ -71,16 +83,28 @@ LUA = BENCH / "lua" / "scenario.lua"
 VENV_BIN = ROOT / ".venv" / "bin"
 PYTHON = str(VENV_BIN / "python") if (VENV_BIN / "python").exists() else sys.executable
 UVICORN = str(VENV_BIN / "uvicorn")
+GUNICORN = str(VENV_BIN / "gunicorn")
 
-ARV_SCENARIOS = ["detail", "list", "search", "create", "mix", "admin"]
+ARV_SCENARIOS = ["detail", "list", "search", "create", "mix", "admin", "admin_search"]
 # admin only when asked for: its runs are long (below), and would take the full run past 10 minutes.
 DEFAULT_SCENARIOS = ["detail", "list", "search", "create", "mix"]
-PEER_SCENARIOS = ["detail", "list", "create"]
+PEER_SCENARIOS = ["detail", "list", "search", "create"]
+# The Django deployments a user would otherwise pick (bench/contenders/): target -> label.
+CONTENDERS = {"sync": "django-sync", "async": "django-async"}
+CONTENDER_SCENARIOS = ["detail", "list", "search", "create"]
+ALTERNATIVES = ["peer", *CONTENDERS]  # what ARV is compared with, side by side
+# Threads of a gunicorn gthread worker, and the max_size of Django's pool per process: one ARV
+# process's bound (DB_POOL_SIZE 20 + DB_MAX_OVERFLOW 10), so each holds as many connections.
+CONTENDER_CONNECTIONS = 30
 # A run's edges cut about one request per connection (they all start together; the last ones are
 # still in flight when wrk stops). An admin page costs ~100 ms of CPU, so a 2-3 s run would complete
 # only a few per connection: its runs last until about this many per connection have completed (as
 # the warm-up's rate predicts), at least --duration and at most MAX_RUN_SECONDS.
-MIN_REQUESTS_PER_CONNECTION = {"admin": 10}
+MIN_REQUESTS_PER_CONNECTION = {"admin": 10, "admin_search": 10}
+# --sizes: the reads whose cost must not grow with the data, each at every size; list and admin
+# pages among the first SIZES_PAGES only (a person pages from the front; page 50,000 is a search).
+SIZES_SCENARIOS = ["detail", "list", "search", "admin", "admin_search"]
+SIZES_PAGES = 100
 MAX_RUN_SECONDS = 30
 ADMIN_USERNAME, ADMIN_PASSWORD = "bench-admin", "bench-admin-password"
 ADMIN_CHANGELIST = "/admin/companies/company/"
@@ -93,6 +117,7 @@ SCENARIO_TEXT = {
     "mix": "60% detail, 30% list, 10% create",
     "admin": "GET /admin/companies/company/?p={random} (admin changelist, 100 rows a page) with a logged-in "
     "superuser's session cookie; 3xx answers count as errors",
+    "admin_search": "GET /admin/companies/company/?q={random number} (the admin changelist's search), logged in",
     "http": "bare ASGI app under uvicorn (small JSON)",
     "nodb": "ARV stack, ninja view without database (GET /api/bench/ping)",
     "db": "detail endpoint's SQL via psycopg (ping + BEGIN + 2 queries + COMMIT)",
@@ -130,6 +155,13 @@ class Postgres:
         with self.connect() as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
             conn.execute(f'CREATE DATABASE "{database}"')
+
+    def clone(self, template: str, database: str) -> None:
+        """A fresh copy of a seeded, analysed database (rows, indexes, statistics, visibility map):
+        every server starts on the same data, whatever an earlier one created."""
+        with self.connect() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{database}" TEMPLATE "{template}"')
 
     def sessions(self, database: str) -> int:
         with self.connect() as conn:
@@ -414,6 +446,7 @@ class Cell:
     sessions_after: int = 0
     monitor: dict[str, int] = field(default_factory=dict)
     db_connections: int | None = None
+    companies: int | None = None  # --sizes: the data size this cell ran on
     server_cpu_s: float | None = None
     duration_s: int | None = None
 
@@ -435,6 +468,7 @@ class Cell:
             "scenario": self.scenario,
             "connections": self.connections,
             "db_connections": self.db_connections,
+            "companies": self.companies,
             "rps": round(statistics.median(rps), 1) if rps else 0.0,
             "rps_reps": [round(x, 1) for x in rps],
             "p50_ms": round(statistics.median(r["latency_us"]["p50"] for r in self.reps) / 1000, 2) if rps else None,
@@ -490,6 +524,10 @@ class Bench:
         self.profile: dict[str, Any] | None = None
         self.started = time.monotonic()
         self.main = Checkout("ARV", "arv", ROOT, PYTHON, UVICORN)
+        # Seeded once (the template), cloned fresh for every server: ARV's and the contenders'.
+        self.run_db = f"{args.database}_run"
+        self.pages = 0  # list and admin pages among the first N only (0: all); --sizes sets SIZES_PAGES
+        self.peer_run_db = f"{args.peer_db}_run"
         base = Path(args.baseline_dir).resolve() if args.baseline_dir else None
         self.baseline = Checkout.at("baseline", "baseline", base) if base else None
 
@@ -527,6 +565,7 @@ class Bench:
             run_tag,
             path,
             cookie or "-",
+            str(self.pages),
         ]
         out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + self.args.timeout + 30)
         if out.returncode != 0:
@@ -588,11 +627,11 @@ class Bench:
 
     # -- setup -------------------------------------------------------------------------------
 
-    def arv_env(self, workers: int, checkout: Checkout | None = None) -> dict[str, str]:
+    def arv_env(self, workers: int, checkout: Checkout | None = None, database: str | None = None) -> dict[str, str]:
         checkout = checkout or self.main
         env = {k: v for k, v in os.environ.items() if not k.startswith("DB_")}  # DB_POOL_* etc.: defaults
         env.update(
-            DATABASE_URL=self.pg.url(self.args.database),
+            DATABASE_URL=self.pg.url(database or self.run_db),
             DJANGO_SECRET_KEY="bench",
             DJANGO_DEBUG="false",
             DJANGO_SETTINGS_MODULE="arv.settings",
@@ -600,16 +639,20 @@ class Bench:
             PYTHONPATH=str(checkout.root),
             ARV_STATIC_ROOT=str(checkout.static_root),
         )
+        env.update(item.split("=", 1) for item in self.args.arv_env)
         return env
 
-    def prepare_arv_database(self) -> None:
+    def prepare_arv_database(self, database: str | None = None, companies: int | None = None) -> None:
+        """Seed `database` (default --database) with `companies` (default --companies), analyse it and, for
+        the side-by-side run, clone it for the first server."""
         args = self.args
-        log(f"database {args.database}: drop/create, migrate, seed {args.companies} companies x {args.folders} folders")
-        self.pg.recreate(args.database)
-        env = self.arv_env(1)
+        database, companies = database or args.database, companies or args.companies
+        log(f"database {database}: drop/create, migrate, seed {companies} companies x {args.folders} folders")
+        self.pg.recreate(database)
+        env = self.arv_env(1, database=database)
         subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
         out = subprocess.run(
-            [PYTHON, str(BENCH / "seed.py"), str(args.companies), str(args.folders), ADMIN_USERNAME, ADMIN_PASSWORD],
+            [PYTHON, str(BENCH / "seed.py"), str(companies), str(args.folders), ADMIN_USERNAME, ADMIN_PASSWORD],
             cwd=ROOT,
             env=env,
             check=True,
@@ -627,7 +670,9 @@ class Bench:
             text=True,
         )
         self.token = out.stdout.strip().splitlines()[-1]
-        self.pg.settle(args.database)
+        self.pg.settle(database)
+        if database == args.database:
+            self.pg.clone(database, self.run_db)
         log(f"seeded ids {self.ids[0]}..{self.ids[1]} in {self.seed['seconds']}s; superuser and staff token created")
 
     def collect_static(self, checkout: Checkout) -> None:
@@ -687,43 +732,64 @@ class Bench:
 
     # -- peer --------------------------------------------------------------------------------
 
-    def prepare_peer(self) -> tuple[str, str, Server | None]:
+    def prepare_peer(self) -> None:
+        """The peer's own database, seeded by its seed.py (which does not analyse it: bench/run does,
+        as it does ARV's), then cloned fresh for each of its servers."""
         args = self.args
         if not args.peer_dir:
-            return args.peer.rstrip("/"), args.peer_token or "", None
-        peer_dir = Path(args.peer_dir).resolve()
+            self.peer_token = args.peer_token or ""
+            return
+        peer_dir = self.peer_dir = Path(args.peer_dir).resolve()
         venv = Path(args.peer_venv)
-        peer_python, peer_uvicorn = venv / "bin" / "python", venv / "bin" / "uvicorn"
-        if not peer_uvicorn.exists():
+        self.peer_uvicorn = venv / "bin" / "uvicorn"
+        if not self.peer_uvicorn.exists():
             log(f"peer: creating {venv} and installing {peer_dir / 'requirements.txt'}")
             subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
             subprocess.run(
                 [str(venv / "bin" / "pip"), "install", "-q", "-r", str(peer_dir / "requirements.txt")], check=True
             )
-        log(f"peer: database {args.peer_db}: drop/create, seed {args.peer_companies} companies")
+        log(f"peer: database {args.peer_db}: drop/create, seed {args.peer_companies} companies, VACUUM ANALYZE")
         self.pg.recreate(args.peer_db)
         env = dict(os.environ, DATABASE_URL=self.pg.url(args.peer_db, "postgresql+asyncpg"))
         out = subprocess.run(
-            [str(peer_python), "seed.py", str(args.peer_companies)],
+            [str(venv / "bin" / "python"), "seed.py", str(args.peer_companies)],
             cwd=peer_dir,
             env=env,
             check=True,
             capture_output=True,
             text=True,
         )
-        token = out.stdout.strip().splitlines()[-1]
+        self.peer_token = out.stdout.strip().splitlines()[-1]
         self.pg.settle(args.peer_db)
+
+    def start_peer(self, workers: int) -> Server:
+        self.pg.clone(self.args.peer_db, self.peer_run_db)
         port = free_port()
-        server = self.start_server(
-            "peer",
-            self.uvicorn_argv("app:app", port, 1, ["--loop", "uvloop", "--http", "httptools"], str(peer_uvicorn)),
-            env,
-            peer_dir,
+        return self.start_server(
+            f"peer-w{workers}",
+            self.uvicorn_argv("app:app", port, workers, ["--loop", "uvloop", "--http", "httptools"],
+                              str(self.peer_uvicorn)),
+            dict(os.environ, DATABASE_URL=self.pg.url(self.peer_run_db, "postgresql+asyncpg")),
+            self.peer_dir,
             "/api/health",
-            1,
+            workers,
             port,
-        )
-        return server.base_url, token, server
+        )  # fmt: skip
+
+    # -- the Django contenders ---------------------------------------------------------------
+
+    def start_contender(self, target: str, workers: int) -> Server:
+        port = free_port()
+        env = self.arv_env(workers)
+        if target == "sync":
+            env["DJANGO_SETTINGS_MODULE"] = "bench.contenders.sync_gthread.settings"
+            argv = [GUNICORN, "bench.contenders.sync_gthread.wsgi:application", "--worker-class", "gthread",
+                    "--workers", str(workers), "--threads", str(CONTENDER_CONNECTIONS),
+                    "--bind", f"127.0.0.1:{port}", "--log-level", "warning"]  # fmt: skip
+        else:
+            env["DJANGO_SETTINGS_MODULE"] = "bench.contenders.async_pool.settings"
+            argv = self.uvicorn_argv("bench.contenders.async_pool.asgi:application", port, workers)
+        return self.start_server(f"{target}-w{workers}", argv, env, ROOT, "/api/health", workers, port)
 
     # -- phases ------------------------------------------------------------------------------
 
@@ -741,28 +807,56 @@ class Bench:
                 self.run_checkout(checkout, workers, batch, profile and checkout is self.main and i == len(batches) - 1)
 
     def run_checkout(self, checkout: Checkout, workers: int, scenarios: list[str], profile: bool) -> None:
+        self.pg.clone(self.args.database, self.run_db)
         server = self.start_arv(workers, checkout=checkout)
-        self.monitor.watch(self.args.database, server)
-        label = f"{checkout.name} {workers}w"
-        first = True
+        cookie = ""
         try:
-            cookie = self.login(server) if "admin" in scenarios else ""
-            for scenario in scenarios:
-                admin = scenario == "admin"  # a browser's session cookie, no API token
-                for c in self.args.conns:
-                    self.run_cell(
-                        Cell(checkout.target, label, workers, scenario, c),
-                        base_url=server.base_url,
-                        mode=scenario,
-                        token="" if admin else self.token,
-                        cookie=cookie if admin else "",
-                        ids=self.ids,
-                        database=self.args.database,
-                        warmup=self.args.warmup + 1 if first else None,
-                    )
-                    first = False
+            if any(s.startswith("admin") for s in scenarios):
+                cookie = self.login(server)
+            self.run_scenarios(server, checkout.target, f"{checkout.name} {workers}w", workers, scenarios, cookie)
             if profile:
                 self.run_profile(server)
+        finally:
+            self.stop_server(server)
+
+    def run_scenarios(
+        self, server: Server | None, target: str, label: str, workers: int, scenarios: list[str], cookie: str = "",
+        base_url: str | None = None,
+    ) -> None:  # fmt: skip
+        peer = target == "peer"
+        database = self.args.peer_db if peer and not self.args.peer_dir else (self.peer_run_db if peer else self.run_db)
+        self.monitor.watch(database, server)
+        first = True
+        for scenario in scenarios:
+            admin = scenario.startswith("admin")  # a browser's session cookie, no API token
+            for c in self.args.conns:
+                self.run_cell(
+                    Cell(target, label, workers, scenario, c),
+                    base_url=base_url or server.base_url,
+                    mode=scenario,
+                    token="" if admin else (self.peer_token if peer else self.token),
+                    cookie=cookie if admin else "",
+                    ids=(1, self.args.peer_companies) if peer else self.ids,
+                    database=database,
+                    warmup=self.args.warmup + 1 if first else None,
+                )
+                first = False
+
+    def run_contender(self, target: str, workers: int) -> None:
+        if target == "peer":
+            if self.args.peer:  # a peer someone else runs: measured as it is, at 1 process
+                if workers == 1:
+                    self.run_scenarios(None, "peer", "peer 1w", 1, self.args.peer_scenarios,
+                                       base_url=self.args.peer.rstrip("/"))  # fmt: skip
+                return
+            server = self.start_peer(workers)
+            scenarios = self.args.peer_scenarios
+        else:
+            self.pg.clone(self.args.database, self.run_db)
+            server = self.start_contender(target, workers)
+            scenarios = [s for s in self.args.scenarios if s in CONTENDER_SCENARIOS]
+        try:
+            self.run_scenarios(server, target, f"{CONTENDERS.get(target, target)} {workers}w", workers, scenarios)
         finally:
             self.stop_server(server)
 
@@ -774,25 +868,30 @@ class Bench:
         log(f"{server.name}: logged in to the admin as {ADMIN_USERNAME}")
         return cookie
 
-    def run_peer(self) -> None:
-        base_url, token, server = self.prepare_peer()
-        self.monitor.watch(self.args.peer_db, server)
-        first = True
-        try:
-            for scenario in self.args.peer_scenarios:
-                for c in self.args.conns:
-                    self.run_cell(
-                        Cell("peer", "peer 1w", 1, scenario, c),
-                        base_url=base_url,
-                        mode=scenario,
-                        token=token,
-                        ids=(1, self.args.peer_companies),
-                        database=self.args.peer_db,
-                        warmup=self.args.warmup + 1 if first else None,
-                    )
-                    first = False
-        finally:
-            if server is not None:
+    def run_sizes(self) -> None:
+        """--sizes: the same reads on the same server settings at each data size, one size after the
+        other, each on its own seeded and analysed database (read-only scenarios: no clone)."""
+        args = self.args
+        self.pages = SIZES_PAGES
+        self.collect_static(self.main)
+        workers = args.workers[0]
+        for size in args.sizes:
+            self.run_db = f"{args.database}_{size}"
+            self.prepare_arv_database(self.run_db, size)
+            server = self.start_arv(workers)
+            try:
+                cookie = self.login(server)
+                self.monitor.watch(self.run_db, server)
+                for scenario in args.scenarios:
+                    admin = scenario.startswith("admin")
+                    for c in args.conns:
+                        cell = Cell("arv", f"ARV {workers}w {size:,}", workers, scenario, c, companies=size)
+                        self.run_cell(
+                            cell, base_url=server.base_url, mode=scenario, token="" if admin else self.token,
+                            cookie=cookie if admin else "", ids=self.ids, database=self.run_db,
+                            warmup=args.warmup + 1,
+                        )  # fmt: skip
+            finally:
                 self.stop_server(server)
 
     def run_http_ceilings(self, workers: int) -> None:
@@ -814,7 +913,7 @@ class Bench:
     def run_db_ceiling(self) -> None:
         """The detail SQL at min(connections, one ARV process's pool) client connections."""
         done: dict[int, Cell] = {}
-        self.monitor.watch(self.args.database, None)
+        self.monitor.watch(self.run_db, None)
         for c in self.args.conns:
             n = min(c, DB_POOL_MAX)
             if n in done:
@@ -832,7 +931,7 @@ class Bench:
             proc = subprocess.Popen(argv, cwd=ROOT, env=self.arv_env(1), stdout=subprocess.PIPE, text=True)
             for line in proc.stdout:
                 if line.startswith("WARMED"):
-                    cell.sessions_before = self.pg.sessions(self.args.database)
+                    cell.sessions_before = self.pg.sessions(self.run_db)
                     self.monitor.reset()
                 elif line.startswith("BENCH_JSON "):
                     cell.reps.append(json.loads(line[len("BENCH_JSON ") :]))
@@ -842,7 +941,7 @@ class Bench:
                     self.db_statements = json.loads(line[len("STATEMENTS ") :])
             if proc.wait() != 0:
                 raise RuntimeError("bench/dbceiling.py failed")
-            cell.sessions_after = self.pg.sessions(self.args.database)
+            cell.sessions_after = self.pg.sessions(self.run_db)
             self.cells.append(cell)
             done[n] = cell
             s = cell.summary()
@@ -882,21 +981,34 @@ class Bench:
     def run(self) -> None:
         args = self.args
         self.monitor.start()
+        if args.sizes:
+            try:
+                self.run_sizes()
+            finally:
+                for server in list(self.servers):
+                    self.stop_server(server)
+                self.monitor.stop()
+            self.report()
+            return
         try:
             self.prepare_arv_database()
             if self.baseline:
                 self.prepare_baseline(self.baseline)
-            if "admin" in args.scenarios:
+            if any(s.startswith("admin") for s in args.scenarios):
                 for checkout in (self.main, self.baseline):
                     if checkout:
                         self.collect_static(checkout)
             if not args.skip_ceilings:
                 self.run_http_ceilings(args.workers[0])
                 self.run_db_ceiling()
+            if args.peer_dir or args.peer:
+                self.prepare_peer()
+            alternatives = (["peer"] if args.peer_dir or args.peer else []) + args.contenders
             for i, workers in enumerate(args.workers):
+                # Each server in turn on a fresh clone of the same analysed data, one at a time.
                 self.run_arv(workers)
-                if i == 0 and (args.peer or args.peer_dir):
-                    self.run_peer()
+                for target in alternatives:
+                    self.run_contender(target, workers)
                 if i > 0 and not args.skip_ceilings:
                     self.run_http_ceilings(workers)
         finally:
@@ -952,6 +1064,9 @@ class Bench:
                 "companies": args.companies,
                 "folders_each": args.folders,
                 "peer_companies": args.peer_companies if (args.peer or args.peer_dir) else None,
+                "sizes": args.sizes,
+                "arv_env": args.arv_env,
+                "pages_cap": self.pages or None,
             },
             "environment": self.environment(),
             "baseline": {"dir": str(self.baseline.root), "git": self.baseline.git()} if self.baseline else None,
@@ -985,7 +1100,7 @@ def add_fractions(rows: list[dict[str, Any]]) -> None:
     }
     db = {r["connections"]: r["rps"] for r in rows if r["target"] == "db"}
     for r in rows:
-        if r["target"] not in ("arv", "baseline", "peer"):
+        if r["target"] not in ("arv", "baseline", *ALTERNATIVES):
             continue
         key = (r["workers"], r["connections"])
         http, nodb = ceilings.get(("http", *key)), ceilings.get(("nodb", *key))
@@ -1018,9 +1133,20 @@ def render_markdown(data: dict[str, Any]) -> str:
         "",
         f"Load: wrk, {s['wrk_threads']} threads, warm-up {s['warmup_s']} s then {s['reps']} × {s['duration_s']} s "
         f"(ceilings HTTP/no-DB {s['ceiling_duration_s']} s), median of the repetitions. "
-        f"Data: {s['companies']:,} companies × {s['folders_each']} folders"
+        f"Data: {' and '.join(f'{n:,}' for n in s.get('sizes') or [s['companies']])} companies × "
+        f"{s['folders_each']} folders"
+        + (f", list and admin pages among the first {s['pages_cap']}" if s.get("pages_cap") else "")
         + (f"; peer: {s['peer_companies']:,} companies (no folders)" if s["peer_companies"] else "")
-        + ". ARV: uvicorn `--no-access-log`, DB_POOL_SIZE 20 + DB_MAX_OVERFLOW 10 per process. "
+        + ". ARV: uvicorn `--no-access-log`, DB_POOL_SIZE 20 + DB_MAX_OVERFLOW 10 per process"
+        + (f" ({', '.join(s['arv_env'])})" if s.get("arv_env") else "")
+        + ". "
+        + (
+            f"django-sync: gunicorn gthread, {CONTENDER_CONNECTIONS} threads per process; django-async: uvicorn, "
+            f"Django's pool max_size {CONTENDER_CONNECTIONS} per process; peer: pool_size 20 + max_overflow 10 per "
+            "process. Each server started on a fresh clone of the same seeded, analysed database. "
+            if any(r["target"] in ALTERNATIVES for r in rows)
+            else ""
+        )
         + (
             f"Baseline: {base['dir']} at git {base['git']}, same database, environment and load; each scenario "
             "ran on a fresh server of the baseline, then of ARV, one server at a time. "
@@ -1051,12 +1177,12 @@ def render_markdown(data: dict[str, Any]) -> str:
         "RSS MB | % HTTP | % no-DB | % DB |",
         "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
-    order = {"http": 0, "nodb": 1, "db": 2, "arv": 3, "baseline": 4, "peer": 5}
+    order = {"http": 0, "nodb": 1, "db": 2, "arv": 3, "baseline": 4, "peer": 5, "sync": 6, "async": 7}
 
     def row_order(r: dict[str, Any]) -> tuple[int, int, int, int]:
-        workers = r["workers"] if r["target"] in ("arv", "baseline") else 0
+        workers = r["workers"]
         scenario = ARV_SCENARIOS.index(r["scenario"]) if r["scenario"] in ARV_SCENARIOS else 0
-        return order[r["target"]], workers, scenario, r["connections"]
+        return order[r["target"]], workers, r.get("companies") or 0, scenario, r["connections"]
 
     for r in sorted(rows, key=row_order):
         conns = f"{r['connections']}" + (
@@ -1068,7 +1194,7 @@ def render_markdown(data: dict[str, Any]) -> str:
             if r["peak_backends"] is not None and r["target"] not in ("http", "nodb")
             else "–"
         )
-        sess = fmt(r["sessions_per_1k"], 2) if r["target"] in ("arv", "baseline", "peer", "db") else "–"
+        sess = fmt(r["sessions_per_1k"], 2) if r["target"] not in ("http", "nodb") else "–"
         out.append(
             f"| {r['label']} | {r['scenario']} | {conns} | {fmt(r['rps'])} | {fmt(r['p50_ms'])} | {fmt(r['p99_ms'])} | "
             f"{fmt(r.get('little_mean_ms'))} | "
@@ -1081,11 +1207,8 @@ def render_markdown(data: dict[str, Any]) -> str:
         keys = sorted((k for k in baseline if k in arv), key=lambda k: (k[0], ARV_SCENARIOS.index(k[1]), k[2]))
         out += ["", f"## ARV vs baseline ({base['dir']} at git {base['git']}; same run, database and load)", ""]
         out += versus("baseline", ["workers", "scenario", "conns"], [(list(k), arv[k], baseline[k]) for k in keys])
-    peer = {(r["scenario"], r["connections"]): r for r in rows if r["target"] == "peer"}
-    if peer:
-        keys = sorted((k for k in peer if (1, *k) in arv), key=lambda k: (ARV_SCENARIOS.index(k[0]), k[1]))
-        out += ["", "## ARV vs peer (1 worker each, same machine, same run)", ""]
-        out += versus("peer", ["scenario", "conns"], [(list(k), arv[(1, *k)], peer[k]) for k in keys])
+    out += side_by_side(rows)
+    out += by_size(rows)
     out += ["", "## Scenarios", ""]
     out += [f"- **{k}**: {v}" for k, v in data["scenarios"].items()]
     prof = data.get("profile")
@@ -1127,11 +1250,115 @@ def render_markdown(data: dict[str, Any]) -> str:
 
 def lengthened_runs(rows: list[dict[str, Any]], duration: int) -> str:
     """The runs longer than --duration (MIN_REQUESTS_PER_CONNECTION), as a sentence."""
-    longer = [r for r in rows if r["target"] in ("arv", "baseline", "peer") and (r.get("duration_s") or 0) > duration]
+    longer = [
+        r for r in rows if r["target"] in ("arv", "baseline", *ALTERNATIVES) and (r.get("duration_s") or 0) > duration
+    ]
     if not longer:
         return ""
     runs = ", ".join(f"{r['label']} {r['scenario']} c={r['connections']} {r['duration_s']} s" for r in longer)
     return f"Runs lengthened so that each connection completes several requests (slow pages): {runs}. "
+
+
+def by_size(rows: list[dict[str, Any]]) -> list[str]:
+    """--sizes: each read's p50 and req/s at every data size, and p50 at the largest over the smallest."""
+    sized = [r for r in rows if r.get("companies")]
+    sizes = sorted({r["companies"] for r in sized})
+    if len(sizes) < 2:
+        return []
+    cells = {(r["scenario"], r["connections"], r["companies"]): r for r in sized}
+    keys = sorted({(r["scenario"], r["connections"]) for r in sized}, key=lambda k: (ARV_SCENARIOS.index(k[0]), k[1]))
+    small, large = sizes[0], sizes[-1]
+    out = ["", f"## Data size: {' vs '.join(f'{n:,}' for n in sizes)} companies (same server settings)", ""]
+    out += [
+        "| scenario | conns | " + " | ".join(f"p50 ms {n:,}" for n in sizes) + " | "
+        + " | ".join(f"req/s {n:,}" for n in sizes) + f" | p50 {large:,} / {small:,} | within 2x |",
+        "|---|--:|" + "--:|" * (2 * len(sizes) + 1) + "---|",
+    ]  # fmt: skip
+    for scenario, conns in keys:
+        row = [cells.get((scenario, conns, n)) for n in sizes]
+        a, b = row[0], row[-1]
+        ratio = b["p50_ms"] / a["p50_ms"] if a and b and a["p50_ms"] else None
+        out.append(
+            f"| {scenario} | {conns} | "
+            + " | ".join(fmt(c["p50_ms"]) if c else "–" for c in row)
+            + " | "
+            + " | ".join(fmt(c["rps"]) if c else "–" for c in row)
+            + f" | {fmt(ratio, 2)} | {'✓' if ratio is not None and ratio <= 2 else '✗'} |"
+        )
+    return out
+
+
+def side_by_side(rows: list[dict[str, Any]]) -> list[str]:
+    """ARV beside every alternative that ran (peer, django-sync, django-async), per workers,
+    scenario and connections: req/s and ratios, p99, peak backends and new sessions per 1,000."""
+    by_key = {(r["target"], r["workers"], r["scenario"], r["connections"]): r for r in rows}
+    present = [t for t in ALTERNATIVES if any(r["target"] == t for r in rows)]
+    keys = sorted(
+        {k[1:] for k in by_key if k[0] == "arv" and any((t, *k[1:]) in by_key for t in present)},
+        key=lambda k: (k[0], ARV_SCENARIOS.index(k[1]), k[2]),
+    )
+    if not keys:
+        return []
+    names = ["ARV"] + [CONTENDERS.get(t, t) for t in present]
+    targets = ["arv", *present]
+    head = "| workers | scenario | conns | "
+    out = ["", "## Side by side (same machine, same run, each on a fresh clone of the same analysed data)", ""]
+    out += [
+        "req/s (median); ARV / X is the ratio of requests per second; **best** is the fastest alternative.",
+        "",
+        head + " | ".join(names) + " | " + " | ".join(f"ARV / {n}" for n in names[1:]) + " | ARV / best |",
+        "|--:|---|--:|" + "--:|" * (2 * len(names)),
+    ]
+    ratios_at_32 = []
+    for key in keys:
+        cells = [by_key.get((t, *key)) for t in targets]
+        arv = cells[0]
+        ratios = [arv["rps"] / c["rps"] if c and c["rps"] else None for c in cells[1:]]
+        best = max((c["rps"] for c in cells[1:] if c), default=0)
+        best_ratio = arv["rps"] / best if best else None
+        if key[2] == 32 and best_ratio is not None:
+            ratios_at_32.append((best_ratio, key))
+        out.append(
+            f"| {key[0]} | {key[1]} | {key[2]} | "
+            + " | ".join(fmt(c["rps"]) if c else "–" for c in cells)
+            + " | "
+            + " | ".join(fmt(x, 2) for x in ratios)
+            + f" | **{fmt(best_ratio, 2)}** |"
+        )
+    out += ["", "p99 latency, ms (median of the repetitions); ✓: ARV's is the lowest.", ""]
+    out += [head + " | ".join(names) + " | ARV lowest |", "|--:|---|--:|" + "--:|" * len(names) + "---|"]
+    p99_misses = 0
+    for key in keys:
+        cells = [by_key.get((t, *key)) for t in targets]
+        others = [c["p99_ms"] for c in cells[1:] if c and c["p99_ms"] is not None]
+        lowest = cells[0]["p99_ms"] is not None and all(cells[0]["p99_ms"] <= x for x in others)
+        p99_misses += not lowest
+        out.append(
+            f"| {key[0]} | {key[1]} | {key[2]} | "
+            + " | ".join(fmt(c["p99_ms"]) if c else "–" for c in cells)
+            + f" | {'✓' if lowest else '✗'} |"
+        )
+    out += ["", "Database: peak client backends / new sessions per 1,000 requests served.", ""]
+    out += [head + " | ".join(names) + " |", "|--:|---|--:|" + "--:|" * len(names)]
+    for key in keys:
+        cells = [by_key.get((t, *key)) for t in targets]
+        out.append(
+            f"| {key[0]} | {key[1]} | {key[2]} | "
+            + " | ".join(f"{c['peak_backends']} / {fmt(c['sessions_per_1k'], 2)}" if c else "–" for c in cells)
+            + " |"
+        )
+    arv_sessions = [by_key[("arv", *k)]["sessions_per_1k"] or 0 for k in keys]
+    summary = []
+    if ratios_at_32:
+        worst, where = min(ratios_at_32)
+        summary.append(
+            f"at 32 connections ARV / best alternative is {worst:.2f} at the lowest "
+            f"({where[1]}, {where[0]} process{'es' if where[0] > 1 else ''}; target 1.5)"
+        )
+    summary.append(f"ARV's p99 is above some alternative's in {p99_misses} of {len(keys)} cells (target 0)")
+    summary.append(f"ARV's new sessions per 1,000 requests: at most {max(arv_sessions):.2f} (target 0)")
+    out += ["", "**Against the targets:** " + "; ".join(summary) + "."]
+    return out
 
 
 def versus(other: str, keys: list[str], pairs: list[tuple[list[Any], dict[str, Any], dict[str, Any]]]) -> list[str]:
@@ -1245,7 +1472,8 @@ def render_chart(rows: list[dict[str, Any]], path: Path) -> None:
         if group not in groups:
             groups.append(group)
         workers = f"{r['workers']} worker" + ("s" if r["workers"] > 1 else "")
-        who = {"peer": "peer, 1 worker", "baseline": f"baseline, {workers}"}.get(r["target"], workers)
+        name = {"arv": "ARV", "baseline": "baseline", **CONTENDERS}.get(r["target"], r["target"])
+        who = f"{name}, {workers}" if r["target"] not in ("http", "nodb", "db") else workers
         series.setdefault(who, {})[group] = r
     order = [g for s in ARV_SCENARIOS for g in groups if g.startswith(s + "\n")]
     order += [g for g in groups if g not in order]
@@ -1274,7 +1502,7 @@ def render_chart(rows: list[dict[str, Any]], path: Path) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="ARV benchmark (see bench/run.py's docstring).")
-    p.add_argument("--quick", action="store_true", help="~2 minutes: 1 worker, 1 repetition, short runs")
+    p.add_argument("--quick", action="store_true", help="~5 minutes: 1 process, 1 repetition, short runs")
     p.add_argument("--reps", type=int, help="measured repetitions per scenario (default 3; quick 1)")
     p.add_argument("--warmup", type=int, help="warm-up seconds before each scenario (default 1)")
     p.add_argument("--duration", type=int, help="seconds per measured repetition (default 2; quick 3)")
@@ -1292,6 +1520,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--profile-seconds", type=int, help="py-spy the detail endpoint this long (0: no profile)")
     p.add_argument("--profile-connections", type=int, default=32)
     p.add_argument("--companies", type=int, default=10_000)
+    p.add_argument(
+        "--sizes",
+        help="data-size mode: comma-separated company counts (e.g. 10000,1000000); the reads "
+        f"({','.join(SIZES_SCENARIOS)}) at each size, list and admin pages among the first {SIZES_PAGES}",
+    )
     p.add_argument("--folders", type=int, default=2)
     p.add_argument("--database", default="arv_bench")
     p.add_argument("--pg-host", default="127.0.0.1")
@@ -1305,6 +1538,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--peer-companies", type=int, default=10_000, help="companies the peer is seeded with (ids 1..N)")
     p.add_argument("--peer-scenarios", default=",".join(PEER_SCENARIOS))
     p.add_argument(
+        "--arv-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an environment variable for ARV's servers (e.g. DB_ACTIVE_WORKERS=4); repeatable",
+    )
+    p.add_argument(
+        "--contenders",
+        default=",".join(CONTENDERS),
+        help="Django deployments measured beside ARV (bench/contenders/): sync,async or none",
+    )
+    p.add_argument(
         "--baseline-dir",
         help="another clone of this repository (its .venv from its bin/setup): measured as 'baseline' beside this one",
     )
@@ -1316,8 +1561,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.ceiling_duration = args.ceiling_duration or 2
     args.workers = [int(x) for x in (args.workers or ("1" if q else "1,2")).split(",")]
     args.conns = [int(x) for x in args.conns.split(",")]
+    args.sizes = [int(x) for x in args.sizes.split(",")] if args.sizes else []
+    if args.sizes and args.scenarios == ",".join(DEFAULT_SCENARIOS):
+        args.scenarios = ",".join(SIZES_SCENARIOS)
     args.scenarios = [s for s in args.scenarios.split(",") if s]
     args.peer_scenarios = [s for s in args.peer_scenarios.split(",") if s]
+    args.contenders = [c for c in args.contenders.split(",") if c and c != "none"]
+    if unknown := [c for c in args.contenders if c not in CONTENDERS]:
+        p.error(f"unknown contenders {','.join(unknown)} (known: {','.join(CONTENDERS)})")
     if args.profile_seconds is None:
         args.profile_seconds = 5 if q else 12
     if args.peer and args.peer_dir:

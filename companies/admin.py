@@ -3,6 +3,7 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from arv.db.queries import PageOfPaginator, plan_for_each_search
 from companies.models import Company, CompanyMembership
 from companies.selectors import with_folders_count
 from companies.services import company_slug
@@ -53,10 +54,12 @@ class CompanyAdmin(NoCredentialsLookups, admin.ModelAdmin):
         "updated_at",
     ]
     list_filter = ["is_active", "subscription_tier", "is_default", "storage_connection__provider"]
-    search_fields = ["name", "slug", "contact_email"]
+    # slug by prefix (its B-tree): every column searched has an index, so a search stays an index scan
+    search_fields = ["name", "contact_email", "slug__startswith"]
     list_select_related = ["storage_connection"]
     readonly_fields = ["slug", "is_default", "storage_used_bytes", "created_at", "updated_at"]
     ordering = ["-created_at", "-id"]
+    paginator = PageOfPaginator  # folder counts for the page's rows only, not for every row before it
     inlines = [StorageFolderInline, CompanyMembershipInline]
     fieldsets = [
         (None, {"fields": ["name", "slug", "is_active", "is_default"]}),
@@ -69,6 +72,11 @@ class CompanyAdmin(NoCredentialsLookups, admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Company]:
         # The connection's credentials are never shown here: not read, not decrypted.
         return with_folders_count(super().get_queryset(request)).defer("storage_connection__credentials")
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Company], search_term: str):
+        if search_term:
+            plan_for_each_search()
+        return super().get_search_results(request, queryset, search_term)
 
     @admin.display(description="folders", ordering="folders_count")
     def folder_count(self, company: Company) -> int:

@@ -11,7 +11,7 @@ from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
-from arv.db.queries import CompiledQuery
+from arv.db.queries import CompiledQuery, page_of, plan_for_each_search
 from companies.access import companies_visible_to
 from companies.models import Company
 from storage.models import StorageFolder
@@ -51,12 +51,16 @@ def company_list(
 ) -> CompanyPage:
     companies = companies_visible_to(user, _companies_with_folders_count())
     if search:
+        plan_for_each_search()
         companies = companies.filter(Q(name__icontains=search) | Q(contact_email__icontains=search))
     if is_active is not None:
         companies = companies.filter(is_active=is_active)
-    total = companies.count()
     offset = (page - 1) * page_size
-    items = list(companies.order_by("-created_at", "-id")[offset : offset + page_size]) if offset < total else []
+    items = list(page_of(companies.order_by("-created_at", "-id"), offset, offset + page_size))
+    if len(items) < page_size and (items or offset == 0):
+        total = offset + len(items)  # the last page: the rows before it and on it are all there are
+    else:
+        total = companies.count()  # a full page, or one past the end
     return CompanyPage(items=items, total=total, page=page, page_size=page_size, total_pages=-(-total // page_size))
 
 

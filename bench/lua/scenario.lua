@@ -1,8 +1,9 @@
 -- wrk script for every benchmark scenario.
 --
---   wrk -s bench/lua/scenario.lua <base url> -- <mode> <token> <min id> <max id> <run tag> [path] [cookie]
+--   wrk -s bench/lua/scenario.lua <base url> -- <mode> <token> <min id> <max id> <run tag> [path] [cookie] [pages]
 --
--- mode: detail | list | search | create | mix | admin | get (plain GET of [path], for the ceilings)
+-- mode: detail | list | search | create | mix | admin | admin_search | get (plain GET of [path], for the ceilings)
+-- [pages]: list and admin pages are picked among the first [pages] only (0 or missing: every seeded page).
 -- Every request carries "Authorization: Bearer <token>" (unless token is "-") and "Cookie: <cookie>"
 -- (unless cookie is "-" or missing).
 -- create: names are "bench <run tag> t<thread> <counter> <random>", digits spelled as letters:
@@ -10,7 +11,7 @@
 -- slugs) never collide, and no search term (a number) matches them.
 -- mix: 90 % reads (60 % detail, 30 % list page), 10 % creates.
 -- admin: the admin's changelist of companies (100 rows a page), a random page of the seeded ones,
--- with a logged-in session's cookie. wrk counts only 4xx/5xx as errors, and an admin page that
+-- with a logged-in session's cookie; admin_search: the changelist searched for a random number. wrk counts only 4xx/5xx as errors, and an admin page that
 -- does not accept the session answers 302 (to the login form): in this mode response() counts the
 -- 1xx/3xx answers too, reported as errors.redirect. Only in this mode: with a response() defined,
 -- wrk hands every response's headers and body to Lua, a cost the fast API scenarios should not pay.
@@ -48,13 +49,18 @@ function init(args)
    local cookie = args[7]
    pages = math.max(1, math.floor((hi - lo + 1) / 20))
    admin_pages = math.max(1, math.floor((hi - lo + 1) / 100))
+   local cap = tonumber(args[8]) or 0
+   if cap > 0 then
+      pages = math.min(pages, cap)
+      admin_pages = math.min(admin_pages, cap)
+   end
    if token and token ~= "-" then
       headers["Authorization"] = "Bearer " .. token
    end
    if cookie and cookie ~= "-" then
       headers["Cookie"] = cookie
    end
-   if mode == "admin" then
+   if mode == "admin" or mode == "admin_search" then
       response = count_redirects -- wrk looks for a global response() after init()
    end
    math.randomseed(os.time() * 1000 + (tid or 0) * 7919 + math.floor(os.clock() * 1e6))
@@ -104,11 +110,16 @@ local function admin()
    return wrk.format("GET", "/admin/companies/company/?p=" .. math.random(1, admin_pages), headers)
 end
 
+local function admin_search()
+   return wrk.format("GET", "/admin/companies/company/?q=" .. math.random(1, hi - lo + 1), headers)
+end
+
 local function get()
    return wrk.format("GET", plain_path, headers)
 end
 
-local modes = { detail = detail, list = list, search = search, create = create, mix = mix, admin = admin, get = get }
+local modes = { detail = detail, list = list, search = search, create = create, mix = mix, admin = admin,
+   admin_search = admin_search, get = get }
 
 function request()
    sent = sent + 1

@@ -97,6 +97,31 @@ def test_list_is_paginated_newest_first(staff, make_company):
     assert [item["id"] for item in body["items"]] == [created[2].id, created[1].id]
 
 
+@pytest.mark.parametrize(
+    "page, page_size, total, ids",
+    [
+        (1, 10, 5, [4, 3, 2, 1, 0]),
+        (2, 3, 5, [1, 0]),
+        (3, 2, 5, [0]),
+        (4, 2, 5, []),
+        (9, 2, 5, []),
+        (1, 5, 5, [4, 3, 2, 1, 0]),
+    ],
+)
+def test_list_total_is_exact_on_every_page(staff, make_company, page, page_size, total, ids):
+    created = [make_company(f"Counted Page {i}") for i in range(5)]
+    body = staff.get("/api/companies", params={"search": "counted page", "page": page, "page_size": page_size}).json()
+    assert (body["total"], body["total_pages"]) == (total, -(-total // page_size))
+    assert [item["id"] for item in body["items"]] == [created[i].id for i in ids]
+
+
+def test_list_total_counts_every_company(staff, make_company):
+    make_company("One More")
+    body = staff.get("/api/companies", params={"page_size": 100}).json()
+    assert body["total"] == Company.objects.filter(pk__gt=0).count() == len(body["items"])
+    assert staff.get("/api/companies", params={"page_size": 1}).json()["total"] == body["total"]
+
+
 def test_list_searches_name_and_email_case_insensitively(staff, make_company):
     make_company("Northwind", contact_email="info@northwind.test")
     make_company("Contoso", contact_email="hello@WIND.test")
