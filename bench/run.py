@@ -8,6 +8,8 @@
     bench/run --contenders none    # without the Django contenders (bench/contenders/)
     bench/run --baseline-dir PATH  # also measure another clone of ARV (e.g. the last commit), before/after
     bench/run --arv-env DB_ACTIVE_WORKERS=0       # ARV's servers with another setting
+    bench/run --baseline-dir PATH --arv-env ARV_METRICS_TOKEN=t --baseline-env ARV_METRICS_TOKEN=
+                                   # one setting's cost: the same code with and without it (metrics)
     bench/run --quick --scenarios admin,admin_search --skip-ceilings --profile-seconds 0 --conns 16,32
     bench/run --render bench/results/<timestamp>.json       # re-render a saved run's .md and .png
 
@@ -29,7 +31,8 @@ What it does, on the local PostgreSQL (postgres@127.0.0.1:5432, or --pg-host/--p
      runs are longer (MIN_REQUESTS_PER_CONNECTION);
   3. measures the ceilings in the same run: a bare ASGI app (bench/bare_asgi.py), ARV's own stack
      with a view that touches no database (bench/arv_nodb.py), and the detail endpoint's SQL
-     straight through psycopg (bench/dbceiling.py); and a py-spy profile of ARV's detail endpoint;
+     straight through psycopg (bench/dbceiling.py); and a py-spy profile of ARV's endpoints
+     (--profile-scenarios, default detail,list,search,create);
   4. optionally a baseline: another clone of this repository (--baseline-dir, with its own .venv
      from its bin/setup). Each scenario then runs on a fresh server of the baseline and then of
      this checkout, one server at a time, so each one's backends and sessions are its own;
@@ -521,7 +524,7 @@ class Bench:
         self.tag = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         self.run_counter = 0
         self.servers: list[Server] = []
-        self.profile: dict[str, Any] | None = None
+        self.profiles: dict[str, dict[str, Any]] = {}  # scenario -> py-spy summaries
         self.started = time.monotonic()
         self.main = Checkout("ARV", "arv", ROOT, PYTHON, UVICORN)
         # Seeded once (the template), cloned fresh for every server: ARV's and the contenders'.
@@ -640,6 +643,8 @@ class Bench:
             ARV_STATIC_ROOT=str(checkout.static_root),
         )
         env.update(item.split("=", 1) for item in self.args.arv_env)
+        if checkout is self.baseline:
+            env.update(item.split("=", 1) for item in self.args.baseline_env)
         return env
 
     def prepare_arv_database(self, database: str | None = None, companies: int | None = None) -> None:
@@ -815,7 +820,8 @@ class Bench:
                 cookie = self.login(server)
             self.run_scenarios(server, checkout.target, f"{checkout.name} {workers}w", workers, scenarios, cookie)
             if profile:
-                self.run_profile(server)
+                for scenario in self.args.profile_scenarios:
+                    self.run_profile(server, scenario)
         finally:
             self.stop_server(server)
 
@@ -949,32 +955,32 @@ class Bench:
                 f"DB ceiling       db      n={n:<4} {s['rps']:>9.1f} tx/s   p50 {s['p50_ms']:>8.1f} ms  p99 {s['p99_ms']:>8.1f} ms"
             )
 
-    def run_profile(self, server: Server) -> None:
-        """py-spy on the uvicorn process while wrk loads the detail endpoint: GIL-holding samples
+    def run_profile(self, server: Server, scenario: str) -> None:
+        """py-spy on the uvicorn process while wrk loads one scenario: GIL-holding samples
         (where the process's CPU goes), then all threads' wall-clock samples (where a request waits)."""
         py_spy = shutil.which("py-spy") or str(VENV_BIN / "py-spy")
         if not Path(py_spy).exists():
             log("py-spy not installed (bin/setup --bench): no profile")
             return
         seconds, c = self.args.profile_seconds, self.args.profile_connections
-        self.profile = {"seconds": seconds, "connections": c}
+        profile = self.profiles[scenario] = {"seconds": seconds, "connections": c}
         for kind, extra in (("cpu", ["--gil"]), ("wall", [])):
-            raw = Path("/tmp") / f"arv-bench-profile-{self.tag}-{kind}.txt"
-            log(f"profiling ARV detail at c={c} for {seconds}s with py-spy ({kind}; raw stacks: {raw})")
+            raw = Path("/tmp") / f"arv-bench-profile-{self.tag}-{scenario}-{kind}.txt"
+            log(f"profiling ARV {scenario} at c={c} for {seconds}s with py-spy ({kind}; raw stacks: {raw})")
             spy = subprocess.Popen(
                 [py_spy, "record", "--pid", str(server.proc.pid), "--duration", str(seconds), "--rate", "100",
                  "--format", "raw", "--threads", "--nonblocking", *extra, "--output", str(raw)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
             )  # fmt: skip
             time.sleep(0.5)
-            load = self.wrk(server.base_url, "detail", c, seconds, self.token, self.ids)
+            load = self.wrk(server.base_url, scenario, c, seconds, self.token, self.ids)
             err = spy.communicate(timeout=seconds + 60)[1]
             if spy.returncode != 0 or not raw.exists():
                 log(f"py-spy failed: {err.strip()[-500:]}")
                 continue
             summary = summarize_profile(raw.read_text())
             summary.update(raw_file=str(raw), rps_under_profiler=round(load["requests"] / seconds, 1))
-            self.profile[kind] = summary
+            profile[kind] = summary
 
     # -- main --------------------------------------------------------------------------------
 
@@ -1073,7 +1079,7 @@ class Bench:
             "scenarios": SCENARIO_TEXT,
             "db_ceiling_statements": getattr(self, "db_statements", None),
             "rows": rows,
-            "profile": self.profile,
+            "profiles": self.profiles,
             "elapsed_s": round(time.monotonic() - self.started, 1),
         }
         md = render_markdown(data)
@@ -1211,11 +1217,11 @@ def render_markdown(data: dict[str, Any]) -> str:
     out += by_size(rows)
     out += ["", "## Scenarios", ""]
     out += [f"- **{k}**: {v}" for k, v in data["scenarios"].items()]
-    prof = data.get("profile")
-    if prof:
+    profiles = data.get("profiles") or ({"detail": data["profile"]} if data.get("profile") else {})
+    for scenario, prof in profiles.items():
         out += [
             "",
-            f"## Profile: ARV detail endpoint, 1 worker, c={prof['connections']}, py-spy {prof['seconds']} s each",
+            f"## Profile: ARV {scenario} endpoint, 1 worker, c={prof['connections']}, py-spy {prof['seconds']} s each",
             "",
         ]
         titles = {
@@ -1517,7 +1523,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2, help="wrk threads")
     p.add_argument("--timeout", type=int, default=10, help="wrk socket/request timeout, seconds")
     p.add_argument("--skip-ceilings", action="store_true")
-    p.add_argument("--profile-seconds", type=int, help="py-spy the detail endpoint this long (0: no profile)")
+    p.add_argument("--profile-seconds", type=int, help="py-spy each profiled scenario this long (0: no profile)")
+    p.add_argument(
+        "--profile-scenarios", default="detail,list,search,create", help="scenarios py-spy profiles, comma-separated"
+    )
     p.add_argument("--profile-connections", type=int, default=32)
     p.add_argument("--companies", type=int, default=10_000)
     p.add_argument(
@@ -1545,6 +1554,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="an environment variable for ARV's servers (e.g. DB_ACTIVE_WORKERS=4); repeatable",
     )
     p.add_argument(
+        "--baseline-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an environment variable for the baseline's servers only, after --arv-env (e.g. ARV_METRICS_TOKEN=)",
+    )
+    p.add_argument(
         "--contenders",
         default=",".join(CONTENDERS),
         help="Django deployments measured beside ARV (bench/contenders/): sync,async or none",
@@ -1565,6 +1581,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.sizes and args.scenarios == ",".join(DEFAULT_SCENARIOS):
         args.scenarios = ",".join(SIZES_SCENARIOS)
     args.scenarios = [s for s in args.scenarios.split(",") if s]
+    args.profile_scenarios = [s for s in args.profile_scenarios.split(",") if s]
     args.peer_scenarios = [s for s in args.peer_scenarios.split(",") if s]
     args.contenders = [c for c in args.contenders.split(",") if c and c != "none"]
     if unknown := [c for c in args.contenders if c not in CONTENDERS]:
@@ -1573,7 +1590,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.profile_seconds = 5 if q else 12
     if args.peer and args.peer_dir:
         p.error("--peer and --peer-dir exclude each other")
-    unknown = [s for s in args.scenarios if s not in ARV_SCENARIOS]
+    if admin := [s for s in args.profile_scenarios if s.startswith("admin")]:
+        p.error(f"--profile-scenarios: {','.join(admin)} cannot be profiled (wrk sends no session cookie there)")
+    unknown = [s for s in args.scenarios + args.profile_scenarios if s not in ARV_SCENARIOS]
     if unknown:
         p.error(f"unknown scenarios {','.join(unknown)} (known: {','.join(ARV_SCENARIOS)})")
     if args.baseline_dir and not (Path(args.baseline_dir) / "manage.py").exists():
