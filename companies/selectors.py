@@ -46,21 +46,47 @@ class CompanyPage:
     total_pages: int
 
 
-def company_list(
-    *, user: AbstractBaseUser, page: int, page_size: int, search: str = "", is_active: bool | None = None
-) -> CompanyPage:
+def _listed(user: AbstractBaseUser, search: str | Value | None, is_active: bool | None) -> QuerySet[Company]:
+    """The companies a list request names, newest first."""
     companies = companies_visible_to(user, _companies_with_folders_count())
     if search:
-        plan_for_each_search()
         companies = companies.filter(Q(name__icontains=search) | Q(contact_email__icontains=search))
     if is_active is not None:
         companies = companies.filter(is_active=is_active)
+    return companies.order_by("-created_at", "-id")
+
+
+@functools.cache
+def _page_query(*, staff: bool, searching: bool, is_active: bool | None) -> CompiledQuery[Company]:
+    """A page of the list, compiled once for each shape of request (at most 12): building and
+    compiling the queryset was a quarter of a list request's CPU time and over a third of a
+    search's (bench/, py-spy). The term is an expression (Value), so the SQL escapes and wraps it."""
+
+    def page(start: int, size: int, user_id: int | None = None, term: str | None = None) -> QuerySet[Company]:
+        user = get_user_model()(pk=user_id, is_staff=staff)  # a stand-in: the access rule needs its id only
+        return page_of(_listed(user, Value(term) if searching else None, is_active), start, start + size)
+
+    parameters: dict[str, type] = {"start": int, "size": int}
+    if not staff:
+        parameters["user_id"] = int
+    if searching:
+        parameters["term"] = str
+    return CompiledQuery(page, **parameters)
+
+
+def company_list(
+    *, user: AbstractBaseUser, page: int, page_size: int, search: str = "", is_active: bool | None = None
+) -> CompanyPage:
+    if search:
+        plan_for_each_search()
     offset = (page - 1) * page_size
-    items = list(page_of(companies.order_by("-created_at", "-id"), offset, offset + page_size))
+    query = _page_query(staff=user.is_staff, searching=bool(search), is_active=is_active)
+    values = {"start": offset, "size": page_size, "user_id": None if user.is_staff else user.pk, "term": search}
+    items = query.run(**{name: values[name] for name in query.parameters})
     if len(items) < page_size and (items or offset == 0):
         total = offset + len(items)  # the last page: the rows before it and on it are all there are
     else:
-        total = companies.count()  # a full page, or one past the end
+        total = _listed(user, search, is_active).count()  # a full page, or one past the end
     return CompanyPage(items=items, total=total, page=page, page_size=page_size, total_pages=-(-total // page_size))
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from django.core.paginator import Paginator
@@ -71,16 +73,22 @@ def one_or_none(queryset: QuerySet[M]) -> M | None:
 class CompiledQuery(Generic[M]):
     """A queryset compiled to SQL once, then run with new parameter values.
 
-    For the lookups every request makes (the token, the company of a detail
-    request): compiling a queryset is about two thirds of the CPU time such a
-    lookup costs (bench/). build(**placeholders) makes the queryset with a
+    For the queries every request makes (the token, the company of a detail
+    request, a page of the company list): compiling a queryset is about two
+    thirds of the CPU time such a lookup costs, and a third of a list or search
+    request's (bench/, py-spy). build(**placeholders) makes the queryset with a
     stand-in value per parameter; run(**values) executes the same SQL with the
     real values and makes model instances as the ORM would (field converters,
-    annotations as attributes). Only plain model querysets: no select_related,
-    no values(), no prefetching.
+    annotations as attributes). An int parameter may also bound a slice: the
+    LIMIT and OFFSET Django writes into the SQL text become placeholders. A str
+    parameter is compared as it is: for a pattern, pass it as an expression
+    (name__icontains=Value(term)) so the SQL, not Python, escapes and wraps it.
+    Only plain model querysets: no select_related, no values(), no prefetching.
 
         _by_slug = CompiledQuery(lambda slug: Company.objects.filter(slug=slug), slug=str)
         companies = _by_slug.run(slug="acme")
+        _page = CompiledQuery(lambda start, size: Company.objects.order_by("pk")[start : start + size],
+                              start=int, size=int)
     """
 
     def __init__(self, build: Callable[..., QuerySet[M]], **parameters: type) -> None:
@@ -100,10 +108,15 @@ class _Compiled(Generic[M]):
         stand_ins = {name: _stand_in(name, kind, n) for n, (name, kind) in enumerate(query.parameters.items())}
         queryset = query.build(**stand_ins)
         compiler = queryset.query.get_compiler(using=using)
-        self.sql, params = compiler.as_sql()
-        self.params = list(params)
+        sql, params = compiler.as_sql()
+        written = {value: name for name, value in stand_ins.items() if type(value) is int and value not in params}
+        self.sql, params = _bind_written_ints(sql, list(params), written) if written else (sql, list(params))
+        self.params = [None if isinstance(p, _WrittenInt) else p for p in params]
         # Where each parameter goes in the SQL's parameter list (a value may be used twice).
-        self.slots = {name: [i for i, p in enumerate(params) if p == value] for name, value in stand_ins.items()}
+        self.slots = {
+            name: [i for i, p in enumerate(params) if (p.name == name if isinstance(p, _WrittenInt) else p == value)]
+            for name, value in stand_ins.items()
+        }
         unused = [name for name, slots in self.slots.items() if not slots]
         if unused:
             raise ValueError(f"CompiledQuery: the queryset does not use {', '.join(unused)}")
@@ -147,10 +160,37 @@ class _Compiled(Generic[M]):
         return values
 
 
+@dataclass(frozen=True)
+class _WrittenInt:
+    """In a compiled parameter list: the place of an int parameter that Django had written
+    into the SQL text."""
+
+    name: str
+
+
+def _bind_written_ints(sql: str, params: list[Any], written: dict[int, str]) -> tuple[str, list[Any]]:
+    """The SQL with each stand-in int Django wrote as a literal (LIMIT, OFFSET) made a
+    placeholder, and the parameter list with a _WrittenInt in each new place."""
+    literal = "|".join(str(value) for value in written)
+    tokens = re.compile(rf"%%|%s|(?<![\w.])({literal})(?![\w.])")
+    given = iter(params)
+    bound: list[Any] = []
+
+    def bind(match: re.Match[str]) -> str:
+        if match.group(0) == "%%":
+            return "%%"
+        bound.append(next(given) if match.group(1) is None else _WrittenInt(written[int(match.group(1))]))
+        return "%s"
+
+    return tokens.sub(bind, sql), bound
+
+
 def _stand_in(name: str, kind: type, n: int) -> Any:
-    # Values no real parameter has, so their places in the compiled parameters can be found.
+    # Values no real parameter has, so their places in the compiled parameters (or, for an int
+    # Django writes into the SQL, the SQL text) can be found. Positive, so that an int may
+    # bound a slice, and within a bigint, so that no lookup drops it as out of range.
     if kind is int:
-        return -(2**62) - n
+        return 2**62 + 1000 * n
     if kind is str:
         return f"\x1fstand-in {n} for {name}"
     raise TypeError(f"CompiledQuery: parameter {name} must be int or str, not {kind.__name__}")

@@ -1,7 +1,7 @@
 """arv.db.queries.CompiledQuery: compiled once, the same rows and objects as the ORM every time."""
 
 import pytest
-from django.db.models import Q
+from django.db.models import Q, Value
 
 from arv.db.queries import CompiledQuery
 from companies.models import Company
@@ -50,3 +50,27 @@ def test_what_it_cannot_run_is_refused_when_compiled():
         CompiledQuery(lambda company_id: Company.objects.filter(pk=company_id).values("name"), company_id=int).run(
             company_id=1
         )
+
+
+def test_int_parameters_may_bound_a_slice_and_a_pattern_is_escaped_by_the_sql(make_company):
+    for name in ["Co 0", "Co 1", "Co 2", "Co 3", "Co 4", "100% pure", "under_score", "Cob"]:
+        make_company(name)
+
+    def orm(start, size, term):
+        return Company.objects.filter(name__icontains=term).order_by("name", "pk")[start : start + size]
+
+    query = CompiledQuery(lambda start, size, term: orm(start, size, Value(term)), start=int, size=int, term=str)
+    # LIMIT and OFFSET are placeholders now; the SQL's own %% (LIKE '%%' || ...) stays as it was.
+    query.run(start=0, size=1, term="co")
+    assert "LIMIT %s OFFSET %s" in query._compiled["default"].sql
+    for start, size, term in [
+        (0, 3, "co"),
+        (2, 3, "co"),
+        (4, 10, "CO"),
+        (0, 5, "%"),
+        (0, 5, "_"),
+        (0, 5, "0% p"),
+        (9, 5, ""),
+    ]:
+        assert [c.pk for c in query.run(start=start, size=size, term=term)] == [c.pk for c in orm(start, size, term)]
+    assert [c.name for c in query.run(start=0, size=5, term="%")] == ["100% pure"]  # a literal %, not "anything"
