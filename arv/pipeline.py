@@ -8,6 +8,7 @@
     2. limits before work  Content-Length over ARV_MAX_BODY_BYTES: 413 before the body
                            is read; a chunked body is cut off at the limit.
     3. Django's request    ASGIRequest, request_started (Django's signal, as its handler).
+                           An admin login after failed ones waits first (arv.auth.slowdown).
     4. unit of work        arv.db.transaction.UnitOfWork: at most one leased database
                            worker, one transaction. A client that leaves while
                            the request waits for a worker is not run.
@@ -60,6 +61,7 @@ from django.urls import Resolver404, resolve, set_script_prefix
 from django.utils.module_loading import import_string
 from servestatic.middleware import ServeStaticMiddleware
 
+from arv.auth.slowdown import login_delay
 from arv.db.checks import connection_budget
 from arv.db.errors import (
     DATABASE_ERRORS,
@@ -167,6 +169,8 @@ class Pipeline:
                 set_script_prefix(get_script_prefix(scope))
                 signals.request_started.send(sender=handler.__class__, scope=scope)
                 request, response = handler.create_request(scope, body)
+                if request is not None and handler is self.site and (delay := login_delay(request)):
+                    await asyncio.sleep(delay)  # after failed logins; no worker held meanwhile
                 if request is not None:
                     # 4. Its unit of work.
                     response = await self.respond(handler, scope, body, request, receive)

@@ -31,6 +31,8 @@ try:
     SERVER_PROCESSES = env_number("ARV_SERVER_PROCESSES", 0)
     AXES_FAILURE_LIMIT = env_number("ARV_LOGIN_FAILURE_LIMIT", 5, minimum=1)
     AXES_COOLOFF_TIME = timedelta(seconds=env_number("ARV_LOGIN_COOLOFF_SECONDS", 15 * 60, minimum=1))
+    # The wait before a login after one failure, doubled after each further one (arv.auth.slowdown).
+    LOGIN_SLOWDOWN_SECONDS = env_number("ARV_LOGIN_SLOWDOWN_SECONDS", 0.25, integer=False)
     DATA_UPLOAD_MAX_MEMORY_SIZE = env_number("ARV_MAX_BODY_BYTES", 1024 * 1024, minimum=1024)
     LOGGING = logging_config(
         log_format=env_choice("ARV_LOG_FORMAT", "text", tuple(LOG_FORMATS)),
@@ -114,8 +116,9 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
-# Admin login throttling (django-axes): after ARV_LOGIN_FAILURE_LIMIT failures for one
-# username, or from one address, logins are refused (429) until ARV_LOGIN_COOLOFF_SECONDS
+# Admin login throttling: each failure for a username, or from an address, doubles the wait
+# before its next login (ARV_LOGIN_SLOWDOWN_SECONDS, arv.auth.slowdown); after
+# ARV_LOGIN_FAILURE_LIMIT failures, django-axes refuses logins (429) until ARV_LOGIN_COOLOFF_SECONDS
 # have passed since the last attempt; a successful login resets the count. The address is
 # REMOTE_ADDR, which uvicorn takes from X-Forwarded-For only for a proxy it trusts
 # (--forwarded-allow-ips / FORWARDED_ALLOW_IPS, default 127.0.0.1).

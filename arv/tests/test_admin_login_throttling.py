@@ -1,6 +1,7 @@
-"""Admin logins are throttled (django-axes): after 5 failures for one username, or from one
-address, logins are refused with a clear message, even with the right password, until the
-cool-off has passed; a successful login resets the count; API tokens are not affected.
+"""Admin logins are throttled: each failure for a username, or from an address, doubles the
+wait before its next login (arv.auth.slowdown), with no database worker held meanwhile; after 5
+failures (django-axes) logins are refused with a clear message, even with the right password,
+until the cool-off has passed; a successful login resets the count; API tokens are not affected.
 
 Logins go through the admin's login form over real HTTP. The client's address is the one
 uvicorn takes from X-Forwarded-For, which it trusts from 127.0.0.1 (--forwarded-allow-ips),
@@ -9,6 +10,7 @@ as behind a local reverse proxy.
 
 from __future__ import annotations
 
+import threading
 import time
 
 import httpx
@@ -82,3 +84,44 @@ def test_the_lock_lifts_after_the_cool_off(start_server, superuser):
     assert _log_in(server.url, ADMIN_USERNAME, ADMIN_PASSWORD, "10.0.5.2").status_code == 429
     time.sleep(2.5)
     assert _log_in(server.url, ADMIN_USERNAME, ADMIN_PASSWORD, "10.0.5.2").status_code == 302
+
+
+def _timed_log_in(url: str, username: str, password: str, address: str) -> tuple[int, float]:
+    started = time.monotonic()
+    status = _log_in(url, username, password, address).status_code
+    return status, time.monotonic() - started
+
+
+def test_each_failure_doubles_the_wait_before_the_next_login(live_url, superuser):
+    # ARV_LOGIN_SLOWDOWN_SECONDS' default: 0.25 s after one failure, 0.5 s after two, 1 s after three.
+    for address, at_least in [("10.0.6.1", 0), ("10.0.6.2", 0.25), ("10.0.6.3", 0.5), ("10.0.6.4", 1.0)]:
+        status, took = _timed_log_in(live_url, ADMIN_USERNAME, "wrong", address)  # the username's failures count
+        assert status == 200 and took >= at_least
+    # From an address with failures of its own, any username waits too; the right password still logs in.
+    _fail(live_url, 3, username="nobody", addresses=["10.0.6.9"])
+    status, took = _timed_log_in(live_url, "other-user", "wrong", "10.0.6.9")
+    assert status == 200 and took >= 1.0
+    assert _log_in(live_url, ADMIN_USERNAME, ADMIN_PASSWORD, "10.0.7.1").status_code == 302
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="starts a server on the PostgreSQL test database")
+def test_a_slowed_login_holds_no_database_worker(start_server, superuser):
+    # One worker, and a wait long enough to see: the API is answered while the login waits.
+    _, token = token_issue(user=superuser)
+    server = start_server(DB_POOL_SIZE="1", DB_MAX_OVERFLOW="0", ARV_LOGIN_SLOWDOWN_SECONDS="3")
+    assert _fail(server.url, 1, addresses=["10.0.8.1"]) == [200]
+    finished: list[str] = []
+
+    def slowed_login() -> None:
+        _log_in(server.url, ADMIN_USERNAME, "wrong", "10.0.8.1")  # waits 3 s before it is served
+        finished.append("login")
+
+    login = threading.Thread(target=slowed_login)
+    login.start()
+    time.sleep(1)
+    answer = httpx.get(f"{server.url}/api/companies", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    finished.append("api")
+    login.join()
+    assert answer.status_code == 200
+    assert finished == ["api", "login"]

@@ -120,10 +120,15 @@ def test_an_admin_page_waiting_longer_than_the_pool_timeout_is_a_503(start_serve
 
 @watches_sessions
 def test_wrong_password_logins_wait_for_a_worker_instead_of_opening_connections(start_server, observer, superuser):
-    # Every attempt hashes a password (no lockout here: test_admin_login_throttling covers it) and
+    # Every attempt hashes a password (no lockout or slow-down here: test_admin_login_throttling covers them) and
     # records the failure; 12 of them on 3 workers of a loaded machine may wait more than 5 s.
     server = start_server(
-        **TEST_VIEWS, DB_POOL_SIZE="2", DB_MAX_OVERFLOW="1", DB_POOL_TIMEOUT="30", ARV_LOGIN_FAILURE_LIMIT="100"
+        **TEST_VIEWS,
+        DB_POOL_SIZE="2",
+        DB_MAX_OVERFLOW="1",
+        DB_POOL_TIMEOUT="30",
+        ARV_LOGIN_FAILURE_LIMIT="100",
+        ARV_LOGIN_SLOWDOWN_SECONDS="0",  # every attempt goes straight to the workers
     )
 
     def wrong_login(_: int) -> int:
