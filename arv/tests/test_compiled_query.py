@@ -53,7 +53,7 @@ def test_what_it_cannot_run_is_refused_when_compiled():
 
 
 def test_int_parameters_may_bound_a_slice_and_a_pattern_is_escaped_by_the_sql(make_company):
-    for name in ["Co 0", "Co 1", "Co 2", "Co 3", "Co 4", "100% pure", "under_score", "Cob"]:
+    for name in ["Co 0", "Co 1", "Co 2", "Co 3", "Co 4", "100% pure", "under_score", "back\\slash", "Cob"]:
         make_company(name)
 
     def orm(start, size, term):
@@ -70,6 +70,8 @@ def test_int_parameters_may_bound_a_slice_and_a_pattern_is_escaped_by_the_sql(ma
         (0, 5, "%"),
         (0, 5, "_"),
         (0, 5, "0% p"),
+        (0, 5, "k\\s"),
+        (0, 5, "\\"),
         (9, 5, ""),
     ]:
         assert [c.pk for c in query.run(start=start, size=size, term=term)] == [c.pk for c in orm(start, size, term)]
