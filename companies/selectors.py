@@ -56,6 +56,12 @@ def _listed(user: AbstractBaseUser, search: str | Value | None, is_active: bool 
     return companies.order_by("-created_at", "-id")
 
 
+def _stand_in_caller(user_id: int | None) -> AbstractBaseUser:
+    # For a compiled query: a stand-in user picks the access rule (no user id, staff: every
+    # company; else a member), and the rule needs nothing of it but its id.
+    return get_user_model()(pk=user_id, is_staff=user_id is None)
+
+
 @functools.cache
 def _page_query(*, staff: bool, searching: bool, is_active: bool | None) -> CompiledQuery[Company]:
     """A page of the list, compiled once for each shape of request (at most 12): building and
@@ -63,8 +69,8 @@ def _page_query(*, staff: bool, searching: bool, is_active: bool | None) -> Comp
     search's (bench/, py-spy). The term is an expression (Value), so the SQL escapes and wraps it."""
 
     def page(start: int, size: int, user_id: int | None = None, term: str | None = None) -> QuerySet[Company]:
-        user = get_user_model()(pk=user_id, is_staff=staff)  # a stand-in: the access rule needs its id only
-        return page_of(_listed(user, Value(term) if searching else None, is_active), start, start + size)
+        caller = _stand_in_caller(user_id)
+        return page_of(_listed(caller, Value(term) if searching else None, is_active), start, start + size)
 
     parameters: dict[str, type] = {"start": int, "size": int}
     if not staff:
@@ -91,9 +97,7 @@ def company_list(
 
 
 def _visible_company(company_id: int, user_id: int | None = None) -> QuerySet[Company]:
-    # A stand-in user picks the access rule: no user id, staff (every company); else a member.
-    user = get_user_model()(pk=user_id, is_staff=user_id is None)
-    return companies_visible_to(user, _companies_with_folders_count()).filter(pk=company_id)
+    return companies_visible_to(_stand_in_caller(user_id), _companies_with_folders_count()).filter(pk=company_id)
 
 
 # Every detail request runs one of these: compiled once (arv.db.queries), from the same access rule.
