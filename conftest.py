@@ -1,1 +1,1 @@
-pytest_plugins = ["arv.testing.fixtures"]
+pytest_plugins = ["testing.fixtures"]

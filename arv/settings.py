@@ -91,7 +91,7 @@ API_MIDDLEWARE = [
     "arv.web.middleware.JsonApiMiddleware",
 ]
 
-# The product's URLs; the tests add theirs with ARV_ROOT_URLCONF=arv.testing.urls.
+# The product's URLs; the tests add theirs with ARV_ROOT_URLCONF=testing.urls.
 ROOT_URLCONF = os.environ.get("ARV_ROOT_URLCONF", "arv.urls")
 ASGI_APPLICATION = "arv.asgi.application"
 WSGI_APPLICATION = None

@@ -18,7 +18,7 @@ import pytest
 from django.db import connection
 
 from arv.auth.tokens import token_issue
-from arv.testing.admin import ADMIN_PASSWORD, ADMIN_USERNAME, parse_page
+from testing.admin import ADMIN_PASSWORD, ADMIN_USERNAME, parse_page
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -9,7 +9,7 @@ import pytest
 
 from arv.auth.models import ApiToken
 from arv.auth.tokens import token_user
-from arv.testing.admin import log_in, parse_page
+from testing.admin import log_in, parse_page
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -19,10 +19,10 @@ from django.core.management import call_command
 from django.db import connection
 
 from arv.auth.tokens import token_issue
-from arv.testing.admin import log_in
-from arv.testing.fixtures import SERVER_POOL
-from arv.testing.postgres import PeakBackends, ThrowawayCluster, current_database_url, hold_lock_on_companies
-from arv.testing.servers import UvicornProcess
+from testing.admin import log_in
+from testing.fixtures import SERVER_POOL
+from testing.postgres import PeakBackends, ThrowawayCluster, current_database_url, hold_lock_on_companies
+from testing.servers import UvicornProcess
 
 pytestmark = [
     pytest.mark.slow,
@@ -196,7 +196,7 @@ def _manage(database_url: str, *args: str) -> str:
     import subprocess
     import sys
 
-    from arv.testing.servers import PROJECT_DIR
+    from testing.servers import PROJECT_DIR
 
     result = subprocess.run(
         [sys.executable, "manage.py", *args],

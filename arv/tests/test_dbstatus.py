@@ -12,7 +12,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from arv.testing.servers import PROJECT_DIR, free_port
+from testing.servers import PROJECT_DIR, free_port
 
 
 def dbstatus(*args: str, database_url: str) -> subprocess.CompletedProcess:

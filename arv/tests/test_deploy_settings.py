@@ -17,9 +17,9 @@ import pytest
 from django.db import connection
 
 from arv.auth.tokens import token_issue
-from arv.testing.pgbouncer import PGBOUNCER, pgbouncer
-from arv.testing.postgres import current_database_url
-from arv.testing.servers import PROJECT_DIR
+from testing.pgbouncer import PGBOUNCER, pgbouncer
+from testing.postgres import current_database_url
+from testing.servers import PROJECT_DIR
 
 PRODUCTION_ENV = {
     "DJANGO_DEBUG": "false",

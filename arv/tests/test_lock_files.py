@@ -10,7 +10,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from arv.testing.servers import PROJECT_DIR
+from testing.servers import PROJECT_DIR
 
 LOCKS = {
     "requirements.lock": ["requirements.txt"],

@@ -21,9 +21,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from arv.auth.tokens import token_issue
 from arv.metrics.directory import SERVERS_DIR
-from arv.testing.fixtures import SERVER_POOL
-from arv.testing.servers import PROJECT_DIR
 from companies.models import Company
+from testing.fixtures import SERVER_POOL
+from testing.servers import PROJECT_DIR
 
 pytestmark = [
     pytest.mark.slow,
@@ -145,7 +145,7 @@ def test_a_killed_process_pool_gauges_go_at_the_next_scrape(start_server, tmp_pa
 def test_a_pool_timeout_is_counted_with_its_503(start_server):
     server = start_server(
         ARV_METRICS_TOKEN=METRICS_TOKEN,
-        ARV_ROOT_URLCONF="arv.testing.urls",
+        ARV_ROOT_URLCONF="testing.urls",
         DB_POOL_SIZE="1",
         DB_MAX_OVERFLOW="0",
         DB_POOL_TIMEOUT="0.5",
@@ -208,7 +208,7 @@ def test_dbstatus_shows_every_server_process_pool(start_server, tmp_path):
 
 
 def server_database_url() -> str:
-    from arv.testing.postgres import current_database_url
+    from testing.postgres import current_database_url
 
     return current_database_url()
 

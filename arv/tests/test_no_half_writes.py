@@ -1,7 +1,7 @@
 """No write is half-done: a failure injected after a write endpoint's first write leaves the
 database exactly as it was (arv.db.transaction rolls the whole request back).
 
-The live server runs in this process (arv.testing.fixtures.live_url), so the failure is
+The live server runs in this process (testing.fixtures.live_url), so the failure is
 injected into its database workers' connections: either the statement that follows the
 request's first INSERT/UPDATE/DELETE fails (its COMMIT, if nothing follows the write), or
 the final COMMIT does.

@@ -25,10 +25,10 @@ import pytest
 from django.db import connection
 
 from arv.auth.tokens import token_issue
-from arv.testing.admin import ADMIN_PASSWORD, ADMIN_USERNAME, log_in, parse_page
-from arv.testing.postgres import hold_lock_on_companies
-from arv.testing.servers import UvicornProcess
 from companies.models import Company
+from testing.admin import ADMIN_PASSWORD, ADMIN_USERNAME, log_in, parse_page
+from testing.postgres import hold_lock_on_companies
+from testing.servers import UvicornProcess
 
 pytestmark = [
     pytest.mark.slow,

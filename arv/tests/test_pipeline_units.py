@@ -2,7 +2,7 @@
 failure under the same connection management, seen from a real uvicorn and PostgreSQL.
 
 The servers serve ARV's URLs plus test-only views written as a contributor would
-(arv.testing.views, ARV_ROOT_URLCONF=arv.testing.urls).
+(testing.views, ARV_ROOT_URLCONF=testing.urls).
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from django.conf import settings
 from django.db import connection
 
 from arv.auth.tokens import token_issue
-from arv.testing.admin import ADMIN_USERNAME, log_in
-from arv.testing.postgres import PeakBackends
 from companies.models import Company
+from testing.admin import ADMIN_USERNAME, log_in
+from testing.postgres import PeakBackends
 
 pytestmark = [
     pytest.mark.slow,
@@ -27,7 +27,7 @@ pytestmark = [
     pytest.mark.skipif(connection.vendor != "postgresql", reason="measures PostgreSQL sessions"),
 ]
 
-TEST_VIEWS = {"ARV_ROOT_URLCONF": "arv.testing.urls"}
+TEST_VIEWS = {"ARV_ROOT_URLCONF": "testing.urls"}
 ONE_WORKER = {**TEST_VIEWS, "DB_POOL_SIZE": "1", "DB_MAX_OVERFLOW": "0"}
 # Through PgBouncer (the CI's second pass) PostgreSQL's sessions are PgBouncer's, not ARV's.
 watches_sessions = pytest.mark.skipif(settings.DATABASE_POOL.pgbouncer, reason="counts PostgreSQL's own sessions")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from arv.testing.servers import PROJECT_DIR
+from testing.servers import PROJECT_DIR
 
 SOURCES = ("arv", "companies", "storage", "bench")
 # os.environ["X"], os.environ.get("X"), os.getenv("X"), and arv.db.config's env_bool/env_number("X").

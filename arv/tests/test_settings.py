@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import connection
 
 from arv.db.config import ConfigurationError, database_from_env, pool_settings_from_env
-from arv.testing.servers import PROJECT_DIR
+from testing.servers import PROJECT_DIR
 
 
 def _settings_in_subprocess(env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -21,7 +21,7 @@ def _settings_in_subprocess(env: dict[str, str]) -> subprocess.CompletedProcess:
         ],
         cwd=PROJECT_DIR,
         # Nothing of the test process's environment, and not the project's .env (bin/serve writes
-        # one): ARV_ENV_FILE is /dev/null for the tests (arv/testing/env.py) unless env names another.
+        # one): ARV_ENV_FILE is /dev/null for the tests (testing/env.py) unless env names another.
         env={"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "arv.settings", "ARV_ENV_FILE": os.devnull, **env},
         capture_output=True,
         text=True,
@@ -131,7 +131,7 @@ def test_pgbouncer_mode_refuses_a_statement_timeout_it_would_drop(monkeypatch, t
 
 @pytest.mark.django_db
 @pytest.mark.skipif(
-    not settings.DATABASE_POOL.pgbouncer, reason="runs in the PgBouncer pass (python -m arv.testing.pgbouncer)"
+    not settings.DATABASE_POOL.pgbouncer, reason="runs in the PgBouncer pass (python -m testing.pgbouncer)"
 )
 def test_the_pgbouncer_pass_really_goes_through_pgbouncer():
     with connection.cursor() as cursor:

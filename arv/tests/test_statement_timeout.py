@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 
 from arv.auth.tokens import token_issue
-from arv.testing.postgres import hold_lock_on_companies
+from testing.postgres import hold_lock_on_companies
 
 pytestmark = [
     pytest.mark.slow,

@@ -4,10 +4,10 @@ import re
 
 import pytest
 
-from arv.testing.admin import log_in
 from companies.admin import CompanyAdmin
 from companies.models import Company
 from storage.models import StorageFolder
+from testing.admin import log_in
 
 CHANGELIST = "/admin/companies/company/"
 

@@ -7,9 +7,9 @@ import unicodedata
 import httpx
 import pytest
 
-from arv.testing.admin import form_errors, log_in, send_form
 from companies.models import Company
 from storage.models import StorageFolder
+from testing.admin import form_errors, log_in, send_form
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -4,8 +4,8 @@ import psycopg
 import pytest
 from django.db import connection
 
-from arv.testing.postgres import current_database_conninfo
 from companies.models import Company
+from testing.postgres import current_database_conninfo
 
 pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="the counter is PostgreSQL's (triggers)")
 

@@ -10,8 +10,8 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.db import connection
 
-from arv.testing.admin import form_errors, log_in, send_form
 from storage.models import StorageConnection, StorageFolder
+from testing.admin import form_errors, log_in, send_form
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -15,9 +15,9 @@ import httpx
 import pytest
 
 from arv.auth.tokens import token_issue
-from arv.testing.admin import log_in, parse_page
-from arv.testing.servers import PROJECT_DIR
 from storage.models import StorageConnection
+from testing.admin import log_in, parse_page
+from testing.servers import PROJECT_DIR
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
-from arv.testing.servers import UvicornProcess, free_port, uvicorn_in_thread
+from testing.servers import UvicornProcess, free_port, uvicorn_in_thread
 
 if TYPE_CHECKING:  # imported by the fixtures that use them (boto3 is slow to import)
-    from arv.testing.remote import S3Server, SilentEndpoint, YandexDiskServer
+    from testing.remote import S3Server, SilentEndpoint, YandexDiskServer
 
 # Pool bounds of servers started by start_server (tests override them per server).
 SERVER_POOL = {"DB_POOL_SIZE": "4", "DB_MAX_OVERFLOW": "2"}
@@ -79,10 +79,10 @@ def staff_user(transactional_db):
 
 @pytest.fixture
 def superuser(transactional_db):
-    """An admin login (arv.testing.admin.log_in logs it in)."""
+    """An admin login (testing.admin.log_in logs it in)."""
     from django.contrib.auth import get_user_model
 
-    from arv.testing.admin import ADMIN_PASSWORD, ADMIN_USERNAME
+    from testing.admin import ADMIN_PASSWORD, ADMIN_USERNAME
 
     return get_user_model().objects.create_superuser(ADMIN_USERNAME, password=ADMIN_PASSWORD)
 
@@ -142,7 +142,7 @@ def start_server(tmp_path, collected_static) -> Iterator[Callable[..., UvicornPr
     and uvicorn_args added to uvicorn's options (e.g. ("--root-path", "/arv")); its output
     goes to a log file (server.output()). Every server is stopped afterwards.
     """
-    from arv.testing.postgres import current_database_url
+    from testing.postgres import current_database_url
 
     servers: list[UvicornProcess] = []
 
@@ -174,7 +174,7 @@ def observer(transactional_db):
     """
     from django.db import connection
 
-    from arv.testing.postgres import DatabaseObserver, current_database_conninfo
+    from testing.postgres import DatabaseObserver, current_database_conninfo
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
@@ -188,14 +188,14 @@ def observer(transactional_db):
 @pytest.fixture
 def storage_root(tmp_path) -> Path:
     """A directory local_disk connections may name (pytest's temporary directories are inside
-    ARV_LOCAL_STORAGE_ROOTS in tests: arv.testing.env)."""
+    ARV_LOCAL_STORAGE_ROOTS in tests: testing.env)."""
     return tmp_path
 
 
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server]:
     """An S3 endpoint on loopback (moto's server mode) that accepts only its own key pair."""
-    from arv.testing.remote import S3Server
+    from testing.remote import S3Server
 
     server = S3Server()
     yield server
@@ -215,7 +215,7 @@ _buckets = itertools.count()
 @pytest.fixture
 def yandex_disk(settings) -> Iterator[YandexDiskServer]:
     """A Yandex Disk API on loopback; ARV_YANDEX_DISK_API_URL points at it in this process."""
-    from arv.testing.remote import YandexDiskServer
+    from testing.remote import YandexDiskServer
 
     server = YandexDiskServer()
     settings.YANDEX_DISK_API_URL = server.url
@@ -226,7 +226,7 @@ def yandex_disk(settings) -> Iterator[YandexDiskServer]:
 @pytest.fixture
 def silent_endpoint() -> Iterator[SilentEndpoint]:
     """host:port of a server that accepts connections and never answers."""
-    from arv.testing.remote import SilentEndpoint
+    from testing.remote import SilentEndpoint
 
     endpoint = SilentEndpoint()
     yield endpoint

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import boto3
 import httpx
 
-from arv.testing.servers import free_port, wait_for_http
+from testing.servers import free_port, wait_for_http
 
 S3_ALLOW_ALL = json.dumps(
     {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}

@@ -1,9 +1,9 @@
-"""ARV's URLs plus test-only views (arv.testing.views): ARV_ROOT_URLCONF=arv.testing.urls."""
+"""ARV's URLs plus test-only views (testing.views): ARV_ROOT_URLCONF=testing.urls."""
 
 from django.urls import path
 
-from arv.testing import views
 from arv.urls import urlpatterns as product_urlpatterns
+from testing import views
 
 urlpatterns = [
     path("api/test/async-orm", views.async_orm),

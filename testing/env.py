@@ -1,4 +1,4 @@
-"""pytest plugin (-p arv.testing.env): environment defaults for tests, set before Django loads."""
+"""pytest plugin (-p testing.env): environment defaults for tests, set before Django loads."""
 
 import getpass
 import os
@@ -19,7 +19,7 @@ os.environ.setdefault(
     "ARV_LOCAL_STORAGE_ROOTS",
     ",".join(
         [
-            os.environ.get("ARV_LOCAL_STORAGE_ROOT", str(Path(__file__).resolve().parents[2] / "var" / "storage")),
+            os.environ.get("ARV_LOCAL_STORAGE_ROOT", str(Path(__file__).resolve().parents[1] / "var" / "storage")),
             str(Path(tempfile.gettempdir()) / f"pytest-of-{getpass.getuser()}"),
         ]
     ),

@@ -1,6 +1,6 @@
 """Run the API tests through PgBouncer in transaction-pooling mode.
 
-    python -m arv.testing.pgbouncer [pytest arguments]
+    python -m testing.pgbouncer [pytest arguments]
 
 Starts Debian's pgbouncer on a free loopback port in front of the local PostgreSQL
 (DATABASE_URL's server), points DATABASE_URL at it with DB_PGBOUNCER=true, runs pytest,
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import psycopg
 
-from arv.testing.servers import PROJECT_DIR, free_port
+from testing.servers import PROJECT_DIR, free_port
 
 PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
 DATABASE = "arv_pgbouncer"

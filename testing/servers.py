@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import uvicorn
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
+PROJECT_DIR = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:

@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-# The superuser the `superuser` fixture (arv.testing.fixtures) creates.
+# The superuser the `superuser` fixture (testing.fixtures) creates.
 ADMIN_USERNAME, ADMIN_PASSWORD = "boss", "pw-for-tests-123"
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psycopg
 
-from arv.testing.servers import free_port
+from testing.servers import free_port
 
 PG_BIN = Path(os.environ.get("ARV_PG_BIN", "/usr/lib/postgresql/15/bin"))
 APPLICATION_NAME = "arv"
