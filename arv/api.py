@@ -22,8 +22,9 @@ from arv.db.transaction import run_db
 from arv.db.workers import get_pool
 from arv.web.errors import Conflict, InvalidInput
 from arv.web.schemas import answers
+from companies.api import folders_router
 from companies.api import router as companies_router
-from storage.api import connections_router, folders_router
+from storage.api import connections_router
 
 
 def _reject_constant(name: str) -> None:

@@ -113,3 +113,8 @@ def company_get(*, user: AbstractBaseUser, company_id: int) -> Company:
     if not found:
         raise Http404("No such company.")
     return found[0]
+
+
+def folder_list(*, user: AbstractBaseUser, company_id: int) -> list[StorageFolder]:
+    company = company_get(user=user, company_id=company_id)
+    return list(company.folders.order_by("path", "id"))

@@ -8,12 +8,13 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.utils.text import slugify
 
+from arv.auth.permissions import require_staff
 from arv.db.queries import one_or_none
 from arv.web.errors import Conflict, InvalidInput
-from companies.access import companies_visible_to, require_member_writable, require_staff
+from companies.access import companies_visible_to, require_member_writable
 from companies.models import Company
 from companies.selectors import company_get
-from storage.models import StorageConnection
+from storage.models import StorageConnection, StorageFolder
 
 
 def company_slug(name: str) -> str:
@@ -67,3 +68,8 @@ def company_set_storage(
     return company_update(
         user=user, company_id=company_id, storage_connection_id=storage_connection_id, storage_path=storage_path
     )
+
+
+def folder_create(*, user: AbstractBaseUser, company_id: int, **fields: Any) -> StorageFolder:
+    company = company_get(user=user, company_id=company_id)
+    return StorageFolder.objects.create(company=company, **fields)

@@ -5,7 +5,7 @@ from django.db.models.functions import Lower
 
 from storage.fields import CanonicalPathField, EncryptedJSONField, NameField, storable_json_object
 from storage.paths import canonical_path, canonical_path_q, no_control_characters_q, reject_control_characters
-from storage.providers.local_disk import outside_roots
+from storage.roots import outside_roots
 
 
 class Provider(models.TextChoices):

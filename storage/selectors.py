@@ -6,9 +6,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, QuerySet, Sum
 from django.http import Http404
 
+from arv.auth.permissions import require_staff
 from arv.db.queries import one_or_none
-from companies.access import require_staff
-from companies.selectors import company_get
 from storage.models import StorageConnection, StorageFolder
 
 
@@ -43,8 +42,3 @@ def connection_stats(*, user: AbstractBaseUser, connection_id: int) -> dict[str,
         "files_count": totals["files_count"] or 0,
         "total_size_bytes": totals["total_size_bytes"] or 0,
     }
-
-
-def folder_list(*, user: AbstractBaseUser, company_id: int) -> list[StorageFolder]:
-    company = company_get(user=user, company_id=company_id)
-    return list(company.folders.order_by("path", "id"))

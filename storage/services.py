@@ -9,12 +9,11 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 
+from arv.auth.permissions import require_staff
 from arv.web.errors import Conflict, InvalidInput
-from companies.access import require_staff
-from companies.selectors import company_get
-from storage.models import Provider, StorageConnection, StorageFolder, TestStatus, connection_base_path
+from storage.models import Provider, StorageConnection, TestStatus, connection_base_path
 from storage.providers import Outcome, check_connection
-from storage.providers.local_disk import outside_roots
+from storage.roots import outside_roots
 from storage.selectors import connection_get
 
 
@@ -105,8 +104,3 @@ def connection_record_test(*, user: AbstractBaseUser, connection_id: int, outcom
     connection.test_error = None if outcome.ok else outcome.message
     connection.save(update_fields=["last_tested_at", "test_status", "test_error", "updated_at"])
     return ConnectionTestResult(connection.test_status, outcome.message, connection.last_tested_at, outcome.writable)
-
-
-def folder_create(*, user: AbstractBaseUser, company_id: int, **fields: Any) -> StorageFolder:
-    company = company_get(user=user, company_id=company_id)
-    return StorageFolder.objects.create(company=company, **fields)
