@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 from django.conf import settings
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DataError, IntegrityError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja import NinjaAPI, Schema
@@ -20,7 +20,7 @@ from arv.auth.callers import BearerToken, api_auth
 from arv.db.errors import DATABASE_ERRORS, RETRY_AFTER_SECONDS, database_error_response, unavailable
 from arv.db.transaction import run_db
 from arv.db.workers import get_pool
-from arv.web.errors import Conflict, InvalidInput
+from arv.web.errors import Conflict, InvalidInput, validation_detail
 from arv.web.schemas import answers
 from companies.api import folders_router
 from companies.api import router as companies_router
@@ -111,6 +111,12 @@ def data_error(request: HttpRequest, exc: DataError) -> HttpResponse:
 @api.exception_handler(InvalidInput)
 def invalid_input(request: HttpRequest, exc: InvalidInput) -> HttpResponse:
     return _detail(request, 422, exc.as_detail())
+
+
+@api.exception_handler(ValidationError)
+def invalid_model(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    # A value the model's validators refuse: the services validate as the admin does.
+    return _detail(request, 422, validation_detail(exc))
 
 
 # 503 for an unreachable database, 409 for a deadlock the pipeline did not run again, else 500.

@@ -1,4 +1,9 @@
-"""Writes to storage connections and folders, inside the request's transaction."""
+"""Writes to storage connections.
+
+Each service owns its transaction: inside a request it joins the request's unit of work
+(arv.db.transaction; savepoint=False, a savepoint would only add round trips), elsewhere
+(`manage.py shell`, a command) it is one transaction of its own. Each validates the model as
+the admin does (arv.db.validation): an invalid value raises ValidationError and writes nothing."""
 
 from __future__ import annotations
 
@@ -7,9 +12,11 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
 from django.utils import timezone
 
 from arv.auth.permissions import require_staff
+from arv.db.validation import full_clean
 from arv.web.errors import Conflict, InvalidInput
 from storage.models import Provider, StorageConnection, TestStatus, connection_base_path
 from storage.providers import Outcome, check_connection
@@ -18,7 +25,7 @@ from storage.selectors import connection_get
 
 
 def connection_clear_other_defaults(connection_id: int | None) -> None:
-    # Same transaction as the save that follows: never two defaults, never none in between.
+    # Same transaction as the save that follows (the caller's): never two defaults, never none in between.
     StorageConnection.objects.filter(is_default=True).exclude(pk=connection_id).update(is_default=False)
 
 
@@ -36,15 +43,19 @@ def _checked_base_path(provider: str, base_path: str | None, *, confine: bool = 
     return base_path
 
 
+@transaction.atomic(savepoint=False)
 def connection_create(*, user: AbstractBaseUser, **fields: Any) -> StorageConnection:
     require_staff(user)
     fields["base_path"] = _checked_base_path(fields["provider"], fields.get("base_path"))
-    if fields.get("is_default"):
+    connection = StorageConnection(**fields)
+    full_clean(connection)
+    if connection.is_default:
         connection_clear_other_defaults(None)
-    connection = StorageConnection.objects.create(**fields)
+    connection.save(force_insert=True)
     return connection_get(user=user, connection_id=connection.pk)
 
 
+@transaction.atomic(savepoint=False)
 def connection_update(*, user: AbstractBaseUser, connection_id: int, **fields: Any) -> StorageConnection:
     connection = connection_get(user=user, connection_id=connection_id)
     for field, value in fields.items():
@@ -53,12 +64,17 @@ def connection_update(*, user: AbstractBaseUser, connection_id: int, **fields: A
     base_path = _checked_base_path(connection.provider, connection.base_path, confine=moves)
     if moves:
         connection.base_path = fields["base_path"] = base_path
+    # base_path is _checked_base_path's (the model's clean() rule, which the admin applies),
+    # except that a local_disk path is confined to the roots only when it moves: a connection
+    # left outside roots that changed since can still be renamed or deactivated.
+    full_clean(connection, fields=fields, exclude=["base_path"], model_clean=False)
     if fields.get("is_default"):
         connection_clear_other_defaults(connection.pk)
     connection.save(update_fields=[*fields, "updated_at"])
     return connection_get(user=user, connection_id=connection_id)
 
 
+@transaction.atomic(savepoint=False)
 def connection_delete(*, user: AbstractBaseUser, connection_id: int) -> None:
     connection = connection_get(user=user, connection_id=connection_id)
     if connection.companies_count:
@@ -96,8 +112,9 @@ def check_targets(targets: list[CheckTarget]) -> list[Outcome]:
     return [check_connection(target.provider, target.base_path, target.credentials) for target in targets]
 
 
+@transaction.atomic(savepoint=False)
 def connection_record_test(*, user: AbstractBaseUser, connection_id: int, outcome: Outcome) -> ConnectionTestResult:
-    """Store a check's outcome on the connection, success or not."""
+    """Store a check's outcome on the connection, success or not (no client input: nothing to validate)."""
     connection = connection_get(user=user, connection_id=connection_id)
     connection.last_tested_at = timezone.now()
     connection.test_status = TestStatus.SUCCESS if outcome.ok else TestStatus.ERROR
