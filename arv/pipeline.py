@@ -15,15 +15,15 @@
          /api/...          ApiHandler: API_MIDDLEWARE (async-only) and the async view
                            on the event loop; `run_db`/`finish_db` and Django's async
                            ORM run on the unit's worker. No thread of its own.
-         everything else   SiteHandler: Django's sync MIDDLEWARE and view (the admin)
-                           run on the unit's worker in one trip, as WSGI would run them
-                           on its thread.
+         everything else   SiteHandler: a sync view (the admin's pages) runs with
+                           Django's sync MIDDLEWARE on the unit's worker in one trip, as
+                           WSGI would run it on its thread; an async view (the admin's
+                           storage check) runs on the event loop with Django's async
+                           stack, holding the worker only for its database calls.
        the outcome decides: status < 400 commits, anything else rolls back. A
        deadlock or serialization failure runs the request once more (a fresh unit)
        unless it acted outside the database; an unreachable database is 503 with
-       Retry-After; anything else the error it is. A sync request that asks for work
-       outside the database (outside_result) ends its run; that work runs off the
-       worker and the request runs again in a fresh unit, with the result.
+       Retry-After; anything else the error it is.
     5. /api/ answers JSON  an error page Django made (400, 404, 500, ...) becomes
                            {"detail": ...}; the API never answers HTML.
     6. send, close         response.close() sends request_finished.
@@ -69,13 +69,7 @@ from arv.db.errors import (
     classify,
     database_error_response,
 )
-from arv.db.transaction import (
-    ClientDisconnected,
-    OutsideWorkNeeded,
-    UnitOfWork,
-    current_unit,
-    run_outside_call,
-)
+from arv.db.transaction import ClientDisconnected, UnitOfWork, current_unit
 from arv.db.workers import close_pool, get_pool, in_database_worker
 from arv.logs import request_id, request_id_from
 from arv.metrics import endpoint as metrics
@@ -91,18 +85,9 @@ UNMATCHED_ROUTE, STATIC_ROUTE = "<unmatched>", "<static>"
 # The status counted for a request whose client left before it was answered (as nginx logs it).
 CLIENT_LEFT = 499
 
-# How many times one sync request may ask for work outside the database (outside_result).
-MAX_OUTSIDE_CALLS = 3
-
 
 class BodyTooLarge(Exception):
     pass
-
-
-class UnitAborted(BaseException):
-    """A sync view's database failure that the pipeline, not Django's 500 page, answers
-    (a deadlock to run again, an unreachable database). A BaseException, so that
-    Django's exception-to-response conversion lets it through."""
 
 
 class ConnectionOutsideWorker(RuntimeError):
@@ -199,14 +184,14 @@ class Pipeline:
         """Run the request in a unit of work; once more in a fresh one after a deadlock.
         None when its client left before it got a worker."""
         client_left = functools.partial(client_has_left, receive)
-        unit, response = await self.run(handler, scope, body, request, client_left)
+        unit, response = await run_unit(handler, request, client_left)
         if classify_failure(unit) is Failure.TRANSIENT and unit.retryable:
             logger.info("%s %s: %s, running it once more", request.method, request.path, _reason(unit.failure))
             body.seek(0)
             request, error = handler.create_request(scope, body)
             if request is None:
                 return error
-            unit, response = await self.run(handler, scope, body, request, client_left)
+            unit, response = await run_unit(handler, request, client_left)
         if unit is None:
             return None
         failure = classify_failure(unit)
@@ -214,24 +199,6 @@ class Pipeline:
             # Nothing answered, or Django's 500 page for what is an outage or a conflict.
             response = database_error_response(unit.failure, as_json=handler is self.api)
         return response
-
-    async def run(
-        self, handler, scope, body, request, client_left
-    ) -> tuple[UnitOfWork | None, HttpResponseBase | None]:
-        """run_unit(); while the run asks for work outside the database (OutsideWorkNeeded),
-        that work on a thread of its own, no worker held, then the request again with it."""
-        done = ()
-        unit, response = await run_unit(handler, request, client_left)
-        while unit is not None and unit.outside_needed is not None:
-            if len(done) == MAX_OUTSIDE_CALLS:
-                return unit, HttpResponse("The request kept asking for work outside the database.", status=409)
-            done = (*done, await run_outside_call(unit.outside_needed))
-            body.seek(0)
-            request, error = handler.create_request(scope, body)
-            if request is None:
-                return unit, error
-            unit, response = await run_unit(handler, request, client_left, done)
-        return unit, response
 
     async def serve_static(self, scope, send) -> HttpResponseBase:
         if self._static is None:
@@ -284,12 +251,22 @@ class ApiHandler(ASGIHandler):
 
 
 class SiteHandler(ASGIHandler):
-    """Everything but /api/ (the admin): Django's sync MIDDLEWARE and view, in one trip to the worker."""
+    """Everything but /api/ (the admin). A sync view: Django's MIDDLEWARE and the view in one
+    trip to the worker. An async view (a coroutine function, such as the admin's storage
+    check): Django's async stack on the event loop, as the API's views run; each sync
+    middleware hook and database call is a trip to the unit's worker, and the view may
+    give the worker back meanwhile (run_outside_db)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.async_stack = AsyncSiteStack()
 
     def load_middleware(self, is_async: bool = False) -> None:
         super().load_middleware(is_async=False)
 
-    async def respond(self, request: HttpRequest, unit: UnitOfWork) -> HttpResponseBase:
+    async def respond(self, request: HttpRequest, unit: UnitOfWork) -> HttpResponseBase | None:
+        if serves_async_view(request):
+            return await unit.serve(functools.partial(self.async_stack.get_response_async, request))
         return await unit.serve_sync(functools.partial(self.get_response_on_worker, request))
 
     def get_response_on_worker(self, request: HttpRequest) -> HttpResponseBase:
@@ -298,7 +275,8 @@ class SiteHandler(ASGIHandler):
 
     def make_view_atomic(self, view):
         """Where Django applies ATOMIC_REQUESTS: the request already is one transaction; a
-        database failure the pipeline answers better than a 500 page escapes Django's."""
+        database failure is noted on the unit, and one the pipeline answers better than a
+        500 page (an outage, a deadlock it may run again) is answered so at once."""
         view = super().make_view_atomic(view)
         if iscoroutinefunction(view):
             return view
@@ -311,29 +289,43 @@ class SiteHandler(ASGIHandler):
                 unit = current_unit()
                 unit.failure = unit.failure or exc
                 if classify(exc) in (Failure.TRANSIENT, Failure.UNAVAILABLE):
-                    raise UnitAborted() from exc
+                    return database_error_response(exc, as_json=False)
                 raise
 
         return noting_failures
 
 
-async def run_unit(handler, request, client_left, outside_done=()) -> tuple[UnitOfWork | None, HttpResponseBase | None]:
+class AsyncSiteStack(ASGIHandler):
+    """settings.MIDDLEWARE as Django's async stack, for the site's async views. Every
+    middleware must be async-capable: a sync-only one would block the unit's worker in
+    async_to_sync while the rest of the stack waits for that same worker."""
+
+    def load_middleware(self, is_async: bool = True) -> None:
+        for path in settings.MIDDLEWARE:
+            if not getattr(import_string(path), "async_capable", False):
+                raise TypeError(f"{path}: MIDDLEWARE must be async-capable (the admin has async views)")
+        super().load_middleware(is_async=True)
+
+
+async def run_unit(handler, request, client_left) -> tuple[UnitOfWork | None, HttpResponseBase | None]:
     """One run of the request in a fresh unit of work: (unit, response or None if nothing
-    answered); (None, None) if its client left while it waited for a worker. A run that
-    asked for work outside the database names it in unit.outside_needed."""
-    unit = UnitOfWork(get_pool(), client_left=client_left, outside_done=outside_done)
+    answered); (None, None) if its client left while it waited for a worker."""
+    unit = UnitOfWork(get_pool(), client_left=client_left)
     try:
         return unit, await handler.respond(request, unit)
     except ClientDisconnected:
         return None, None
-    except OutsideWorkNeeded as needed:
-        unit.outside_needed = needed.call
-        return unit, None
-    except UnitAborted:
-        return unit, None
     except DATABASE_ERRORS as exc:  # leasing or beginning failed: nothing ran
         unit.failure = unit.failure or exc
         return unit, None
+
+
+def serves_async_view(request: HttpRequest) -> bool:
+    """Whether the URL names an async view (the pipeline then serves it on the event loop)."""
+    try:
+        return iscoroutinefunction(resolve(request.path_info).func)
+    except Resolver404:
+        return False
 
 
 def route_of(request: HttpRequest | None, path: str) -> str:
@@ -377,8 +369,7 @@ def declared_length(scope) -> int:
 
 
 class RequestBody(tempfile.SpooledTemporaryFile):
-    """A request's body, kept for a second run of the request (after a deadlock, or once its
-    work outside the database is done): Django closes a request's stream once it has read it
+    """A request's body, kept for a second run of the request (after a deadlock): Django closes a request's stream once it has read it
     (request.body), which only rewinds this one. The pipeline discards it at the end."""
 
     def close(self) -> None:

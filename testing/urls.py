@@ -15,6 +15,5 @@ urlpatterns = [
     path("site-test/lock-pair", views.sync_lock_pair),
     path("site-test/slow", views.sync_slow),
     path("api/test/outside-db", views.outside_db),
-    path("site-test/outside-result", views.sync_outside_result),
     *product_urlpatterns,
 ]

@@ -120,14 +120,3 @@ async def outside_db(request: HttpRequest) -> JsonResponse:
     after = await run_db(lambda: (Company.objects.create(name=f"{name} 2", slug=f"{name}-2"), _backend())[1])
     status = int(request.GET.get("status", 200))
     return JsonResponse({"before": before, "after": after, "thread": thread}, status=status)
-
-
-def sync_outside_result(request: HttpRequest) -> HttpResponse:
-    """A sync view that needs work outside the database (outside_result), then writes."""
-    from arv.db.transaction import outside_result
-
-    name = request.GET["name"]
-    thread = outside_result(_outside_thread, orm=bool(request.GET.get("orm")))
-    Company.objects.create(name=name, slug=name.lower())
-    status = int(request.GET.get("status", 200))
-    return JsonResponse({"thread": thread, **_backend()}, status=status)

@@ -24,14 +24,12 @@ pipeline (arv.pipeline) opens one for every request that is not a static file:
   the pipeline can tell a deadlock (run the request again) from an outage (503)
   even after a view turned the error into a response.
 - Work that waits on something else (a remote service, a disk) must not hold a worker
-  meanwhile. `await run_outside_db(fn, ...)` (async views) commits what the request did
-  so far, gives the worker back and runs fn on a thread of its own, where the connection
-  guard refuses any database use; the next `run_db`/`finish_db` leases a worker again and
-  begins a fresh transaction, which the pipeline ends as usual. A sync view (the admin)
-  runs in one trip, so it asks instead: `outside_result(fn, ...)` ends that run (rolled
-  back) with OutsideWorkNeeded; the pipeline runs fn off the worker, then runs the request
-  again in a fresh unit, where the same call returns fn's result (or raises its error).
-  Either way the request is marked as having acted outside the database (never run twice).
+  meanwhile. `await run_outside_db(fn, ...)` (async views, the API's and the admin's)
+  commits what the request did so far, gives the worker back and runs fn on a thread of
+  its own, where the connection guard refuses any database use; the next
+  `run_db`/`finish_db` leases a worker again and begins a fresh transaction, which the
+  pipeline ends as usual. The request is then marked as having acted outside the
+  database (never run twice).
 
 At the start and end of each unit the worker runs Django's own connection
 upkeep: close the connection if it is older than CONN_MAX_AGE or broken, and
@@ -63,55 +61,22 @@ R = TypeVar("R")
 _current: ContextVar[UnitOfWork | None] = ContextVar("arv_unit_of_work", default=None)
 
 
+# A BaseException (as asyncio's CancelledError): raised inside an async view's first database call, it must pass the view's and ninja's `except Exception`.
 class ClientDisconnected(BaseException):
-    """The client left before its request got a worker: nothing was run, nobody to answer.
-
-    A BaseException, like asyncio's CancelledError, so that no view or error
-    handler turns it into a response on its way out to the pipeline.
-    """
-
-
-class RequestFailed(Exception):
-    """Handed to atomic's __exit__ to make it roll back."""
-
-
-class OutsideWorkNeeded(BaseException):
-    """A sync request's run asked for work outside the database (outside_result): the run
-    ends (rolled back) and the pipeline runs `call` off the worker, then the request again.
-
-    A BaseException, so that Django's exception-to-response conversion lets it through.
-    """
-
-    def __init__(self, call: OutsideCall) -> None:
-        super().__init__(call)
-        self.call = call
-
-
-# fn, args, kwargs of an outside_result() call; with what it returned or raised once run.
-OutsideCall = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
-OutsideDone = tuple[OutsideCall, Any, BaseException | None]
+    """The client left before its request got a worker: nothing was run, nobody to answer."""
 
 
 class UnitOfWork:
     """One request's database work: a leased worker and the transaction open on its connection."""
 
-    def __init__(
-        self,
-        pool: DatabaseWorkerPool,
-        client_left: Callable[[], bool] | None = None,
-        outside_done: tuple[OutsideDone, ...] = (),
-    ) -> None:
+    def __init__(self, pool: DatabaseWorkerPool, client_left: Callable[[], bool] | None = None) -> None:
         self.pool = pool
         self.worker: DatabaseWorker | None = None
         self.finished = False
         # The first database error a trip raised (the pipeline decides what it means).
         self.failure: BaseException | None = None
         # False once the request did something outside the database (it must not run twice).
-        self.retryable = not outside_done
-        # A sync request's outside_result() calls already run by the pipeline, and the one it
-        # asked for next (OutsideWorkNeeded).
-        self.outside_done = outside_done
-        self.outside_needed: OutsideCall | None = None
+        self.retryable = True
         # Seconds its trips ran on the worker (the metrics' time in the database).
         self.database_seconds = 0.0
         self._client_left = client_left
@@ -277,32 +242,6 @@ async def run_outside_db(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> 
     return await current_unit().outside(_bind(fn, args, kwargs))
 
 
-def outside_result(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-    """For a sync view on its worker (the admin): fn(*args, **kwargs), run outside the
-    database. The first time, this run ends (rolled back) and the pipeline runs fn off the
-    worker, then the request again, where the same call (same fn and arguments) returns
-    fn's result or raises its exception. What the view did before the call is done again in
-    the second run (the first run's writes are rolled back)."""
-    unit = current_unit()
-    call = (fn, args, kwargs)
-    for done, result, error in unit.outside_done:
-        if done == call:
-            if error is not None:
-                raise error
-            return result
-    unit.outside_database()
-    raise OutsideWorkNeeded(call)
-
-
-async def run_outside_call(call: OutsideCall) -> OutsideDone:
-    """What the pipeline does for OutsideWorkNeeded: the call, run on a thread of its own."""
-    fn, args, kwargs = call
-    try:
-        return call, await in_own_thread(_bind(fn, args, kwargs)), None
-    except Exception as exc:
-        return call, None, exc
-
-
 async def in_own_thread(fn: Callable[[], T]) -> T:
     """fn() on a new daemon thread (not a shared executor, which slow calls would fill up),
     in a copy of the caller's context (the request id of its log lines)."""
@@ -415,10 +354,9 @@ def _end(commit: bool) -> None:
     worker_state.atomic = None
     try:
         if atomic is not None:
-            if commit:
-                atomic.__exit__(None, None, None)
-            else:
-                atomic.__exit__(RequestFailed, RequestFailed(), None)
+            if not commit:
+                transaction.set_rollback(True)
+            atomic.__exit__(None, None, None)
     finally:
         for conn in connections.all(initialized_only=True):
             conn.close_if_unusable_or_obsolete()
