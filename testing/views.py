@@ -9,6 +9,7 @@ import threading
 import time
 
 from asgiref.sync import sync_to_async
+from django.core.signals import request_finished, request_started
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
@@ -95,6 +96,27 @@ def sync_slow(request: HttpRequest) -> HttpResponse:
     """Holds its worker for a while (the admin under a held lock, say)."""
     time.sleep(float(request.GET.get("seconds", 1)))
     return HttpResponse(str(_backend()["pid"]))
+
+
+# A receiver a contributor connects to Django's request signals (counted as they arrive).
+signals_seen = {"request_started": 0, "request_finished": 0}
+
+
+def _count_request_started(sender, **kwargs) -> None:
+    signals_seen["request_started"] += 1
+
+
+def _count_request_finished(sender, **kwargs) -> None:
+    signals_seen["request_finished"] += 1
+
+
+request_started.connect(_count_request_started, dispatch_uid="testing.views.started")
+request_finished.connect(_count_request_finished, dispatch_uid="testing.views.finished")
+
+
+async def request_signals(request: HttpRequest) -> JsonResponse:
+    """How often the contributor's receivers ran (since this module was imported)."""
+    return JsonResponse(signals_seen)
 
 
 async def threads(request: HttpRequest) -> JsonResponse:

@@ -11,8 +11,9 @@ pipeline (arv.pipeline) opens one for every request that is not a static file:
   its request waits for a worker is not run (ClientDisconnected).
 - Three ways in, one path:
     `await run_db(fn, ...)`            sync code (services, selectors) from an async view;
-    `await finish_db(Schema, fn, ...)` a view's last call: fn's result shaped as the
-                                       answer and committed in the same trip;
+    `await run_db_last(fn, ...)`       a request's last call: fn, then the commit, in the
+                                       same trip (arv.web.shaping.finish_db shapes fn's
+                                       result as the view's answer there);
     Django's async ORM (`aget`, `acreate`, `async for`, ...) and any
     `sync_to_async(...)`: asgiref sends thread-sensitive calls to `unit.executor`
     (ThreadSensitiveContext), which is this unit.
@@ -27,7 +28,7 @@ pipeline (arv.pipeline) opens one for every request that is not a static file:
   meanwhile. `await run_outside_db(fn, ...)` (async views, the API's and the admin's)
   commits what the request did so far, gives the worker back and runs fn on a thread of
   its own, where the connection guard refuses any database use; the next
-  `run_db`/`finish_db` leases a worker again and begins a fresh transaction, which the
+  `run_db`/`run_db_last` leases a worker again and begins a fresh transaction, which the
   pipeline ends as usual. The request is then marked as having acted outside the
   database (never run twice).
 
@@ -49,11 +50,9 @@ from typing import Any, TypeVar
 
 from asgiref.sync import ThreadSensitiveContext
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
-from pydantic import TypeAdapter
 
 from arv.db.errors import DATABASE_ERRORS
 from arv.db.workers import DatabaseWorker, DatabaseWorkerPool, worker_state
-from arv.metrics.series import DATABASE_SECONDS, RECONNECTS, WORKER_WAIT_SECONDS
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -77,7 +76,9 @@ class UnitOfWork:
         self.failure: BaseException | None = None
         # False once the request did something outside the database (it must not run twice).
         self.retryable = True
-        # Seconds its trips ran on the worker (the metrics' time in the database).
+        # Seconds it waited for each worker it leased, and its trips ran on a worker (the
+        # pipeline reports both to the metrics once the unit is done).
+        self.lease_waits: list[float] = []
         self.database_seconds = 0.0
         self._client_left = client_left
         self._leasing = asyncio.Lock()
@@ -88,7 +89,7 @@ class UnitOfWork:
     async def run(self, fn: Callable[[], T], *, last: bool = False) -> T:
         """fn() on the leased worker, in the transaction; last=True also ends the transaction."""
         if self.finished:
-            raise RuntimeError("this request's database work is already committed (finish_db ran)")
+            raise RuntimeError("this request's database work is already committed (run_db_last ran)")
         if self.worker is None:
             async with self._leasing:
                 if self.worker is None:
@@ -138,7 +139,7 @@ class UnitOfWork:
         """fn() on a thread of its own, no worker held: what the request did so far is
         committed and its worker given back; the next trip leases one and begins anew."""
         if self.finished:
-            raise RuntimeError("this request's database work is already committed (finish_db ran)")
+            raise RuntimeError("this request's database work is already committed (run_db_last ran)")
         self.outside_database()
         if self.worker is not None:
             await self.finish(commit=True)
@@ -150,13 +151,13 @@ class UnitOfWork:
     async def _lease(self) -> DatabaseWorker:
         worker = self.pool.try_acquire()
         if worker is not None:
-            WORKER_WAIT_SECONDS.observe(0.0)
+            self.lease_waits.append(0.0)
             return worker
         started = time.perf_counter()
         try:
             worker = await self.pool.acquire()
         finally:
-            WORKER_WAIT_SECONDS.observe(time.perf_counter() - started)
+            self.lease_waits.append(time.perf_counter() - started)
         # It waited in line: if its client left meanwhile, nobody wants the answer. (Checked
         # once it has its worker, not watched throughout: a watch per waiting request costs
         # the event loop more than the rare abandoned request does.)
@@ -177,12 +178,8 @@ class UnitOfWork:
         self.worker, self.finished = None, True
         # Back to the pool once the job has run, not before: a worker still busy with a
         # long commit (or one waiting for a lock) is not free, and DB_POOL_TIMEOUT must hold.
-        done.add_done_callback(lambda _: self._ended(worker))
+        done.add_done_callback(lambda _: self.pool.release(worker))
         return await asyncio.shield(done)
-
-    def _ended(self, worker: DatabaseWorker) -> None:
-        self.pool.release(worker)
-        DATABASE_SECONDS.observe(self.database_seconds)
 
 
 class _UnitExecutor(concurrent.futures.Executor):
@@ -223,16 +220,10 @@ async def run_db(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     return await current_unit().run(_bind(fn, args, kwargs))
 
 
-async def finish_db(schema: Any, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-    """A view's last database work: fn's result shaped as `schema`, committed in the same hop.
-
-    The shaping (pydantic, from model attributes) runs before the commit, so an
-    answer that cannot be built rolls the work back. Return the result as the
-    view's answer: ninja does not validate a schema instance a second time.
-    """
-    shape = _adapter(schema).validate_python
-    bound = _bind(fn, args, kwargs)
-    return await current_unit().run(lambda: shape(bound()), last=True)
+async def run_db_last(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """A request's last database work: fn on its worker, then its transaction committed in
+    the same trip (fn's error rolls it back). No database work may follow."""
+    return await current_unit().run(_bind(fn, args, kwargs), last=True)
 
 
 async def run_outside_db(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
@@ -282,11 +273,6 @@ def _bind(fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -
     return functools.partial(fn, *args, **kwargs) if args or kwargs else fn
 
 
-@functools.cache
-def _adapter(schema: Any) -> TypeAdapter[Any]:
-    return TypeAdapter(schema)
-
-
 def keep_writes(response: Any) -> Any:
     """Commit the request's writes although the response's status is 400 or more.
 
@@ -314,8 +300,8 @@ def _step(unit: UnitOfWork, fn: Callable[[], T], begin: bool, end: bool, commit:
     (committing only if fn succeeded and commit(result) says so)."""
     started = time.perf_counter()
     try:
-        if begin:
-            _begin()
+        if begin and _begin():
+            unit.pool.count("reconnects")
         try:
             result = fn()
         except BaseException:
@@ -337,7 +323,8 @@ def _nothing() -> None:
     pass
 
 
-def _begin() -> None:
+def _begin() -> bool:
+    """Begin the unit's transaction; True if the health check replaced the connection."""
     for conn in connections.all(initialized_only=True):
         conn.queries_log.clear()
         conn.close_if_unusable_or_obsolete()  # CONN_MAX_AGE, broken connections
@@ -345,8 +332,8 @@ def _begin() -> None:
     atomic = transaction.atomic(durable=True)
     atomic.__enter__()  # with CONN_HEALTH_CHECKS, pings a reused connection first
     worker_state.atomic = atomic
-    if reused is not None and connections[DEFAULT_DB_ALIAS].connection is not reused:
-        RECONNECTS.inc()  # the ping failed: Django closed it and connected again
+    # A reused connection that is not there any more: the ping failed, Django connected again.
+    return reused is not None and connections[DEFAULT_DB_ALIAS].connection is not reused
 
 
 def _end(commit: bool) -> None:
