@@ -13,7 +13,7 @@
                            worker, one transaction. A client that leaves while
                            the request waits for a worker is not run.
          /api/...          ApiHandler: API_MIDDLEWARE (async-only) and the async view
-                           on the event loop; `run_db`/`finish_db` and Django's async
+                           on the event loop; `run_db`/`run_db_last` and Django's async
                            ORM run on the unit's worker. No thread of its own.
          everything else   SiteHandler: a sync view (the admin's pages) runs with
                            Django's sync MIDDLEWARE on the unit's worker in one trip, as
@@ -23,16 +23,18 @@
        the outcome decides: status < 400 commits, anything else rolls back. A
        deadlock or serialization failure runs the request once more (a fresh unit)
        unless it acted outside the database; an unreachable database is 503 with
-       Retry-After; anything else the error it is.
+       Retry-After; anything else the error it is. Every error answer is built by
+       arv.web.error_answers.
     5. /api/ answers JSON  an error page Django made (400, 404, 500, ...) becomes
                            {"detail": ...}; the API never answers HTML.
     6. send, close         response.close() sends request_finished.
-       counted             requests by method, route (URL pattern) and status, and their
-                           latency (arv.metrics.series); a line in the access log if on.
+       counted             requests by method, route (URL pattern) and status, their
+                           latency and their units' database time (arv.metrics.series);
+                           a line in the access log if on.
 
 The lifespan protocol (which Django does not speak) checks the connection budget
-at start-up (and, with metrics on, samples the pool into its gauges every second) and
-closes every database connection at shutdown.
+at start-up (and, with metrics on, samples the pool's figures and counts into its
+series every second) and closes every database connection at shutdown.
 
 Invariant: in a server process, a database connection is only ever opened on a
 database worker (guard_connections), so the bound DB_POOL_SIZE + DB_MAX_OVERFLOW
