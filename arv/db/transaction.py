@@ -60,7 +60,7 @@ R = TypeVar("R")
 _current: ContextVar[UnitOfWork | None] = ContextVar("arv_unit_of_work", default=None)
 
 
-# A BaseException (as asyncio's CancelledError): raised inside an async view's first database call, it must pass the view's and ninja's `except Exception`.
+# A BaseException (as CancelledError): it must pass any `except Exception` in the view it interrupts.
 class ClientDisconnected(BaseException):
     """The client left before its request got a worker: nothing was run, nobody to answer."""
 
