@@ -75,7 +75,7 @@ def test_credentials_sent_in_the_admin_are_stored_encrypted(admin):
     answer = send_form(admin, ADD, FORM, name="Added", provider="minio", credentials=json.dumps(CREDENTIALS))
     assert answer.status_code == 302, form_errors(answer)
     added = StorageConnection.objects.get(name="Added")
-    assert added.credentials == CREDENTIALS
+    assert added.decrypted_credentials() == CREDENTIALS
     with connection.cursor() as cursor:
         cursor.execute("SELECT credentials FROM storage_storageconnection WHERE id = %s", [added.pk])
         assert SECRET not in cursor.fetchone()[0]
