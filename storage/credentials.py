@@ -81,6 +81,14 @@ class EncryptedCredentials:
         """The credentials; UnreadableCredentials if no configured key decrypts them."""
         return decrypt(self.token)
 
+    def __eq__(self, other: object) -> bool:  # the same ciphertext; never decrypted to compare
+        if not isinstance(other, EncryptedCredentials):
+            return NotImplemented
+        return self.token == other.token
+
+    def __hash__(self) -> int:
+        return hash(self.token)
+
     def __repr__(self) -> str:
         return "<EncryptedCredentials>"  # never the token
 
