@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from arv.web.errors import Conflict, InvalidInput
 from companies.access import require_staff
+from companies.models import Company
 from companies.selectors import company_get
 from storage.credentials import UnreadableCredentials
 from storage.models import Provider, StorageConnection, StorageFolder, TestStatus, connection_base_path
@@ -124,5 +125,10 @@ def connection_record_test(*, user: AbstractBaseUser, connection_id: int, outcom
 
 
 def folder_create(*, user: AbstractBaseUser, company_id: int, **fields: Any) -> StorageFolder:
+    """A new folder, within the company's projects_limit (409 beyond it). The company's row is
+    locked first, so concurrent creates count one after the other and cannot pass the limit."""
     company = company_get(user=user, company_id=company_id)
+    limit = Company.objects.select_for_update().filter(pk=company.pk).values_list("projects_limit", flat=True).get()
+    if StorageFolder.objects.filter(company=company).count() >= limit:
+        raise Conflict(f"The company has reached its limit of {limit} folders (projects_limit).")
     return StorageFolder.objects.create(company=company, **fields)
