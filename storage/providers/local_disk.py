@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import uuid
 from typing import Any
 
@@ -46,7 +47,12 @@ def open_beneath(root: str, parts: list[str]) -> int:
         for part in parts:
             if part in ("", ".", "..") or os.sep in part:
                 raise OSError(errno.EINVAL, f"not a path component: {part!r}")
-            inner = os.open(part, DIRECTORY | os.O_NOFOLLOW, dir_fd=directory)
+            try:
+                inner = os.open(part, DIRECTORY | os.O_NOFOLLOW, dir_fd=directory)
+            except NotADirectoryError:  # Linux's answer for a symlink too: say which it is
+                if stat.S_ISLNK(os.stat(part, dir_fd=directory, follow_symlinks=False).st_mode):
+                    raise OSError(errno.ELOOP, f"{part} is a symlink") from None
+                raise
             os.close(directory)
             directory = inner
     except BaseException:

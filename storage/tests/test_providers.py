@@ -4,7 +4,9 @@ secret in a message, bounded in time, memory and number, and only to allowed add
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -12,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from storage.providers import BUSY, check_connection, minio
+from storage.providers.local_disk import open_beneath
 from storage.providers.remote import MAX_ANSWER_BYTES, AnswerTooLarge, CheckClient, Deadline
 
 TIMEOUT = 2
@@ -296,3 +299,44 @@ def test_local_disk_roots_come_from_settings(settings, storage_root):
 def test_minio_invalid_bucket_name(s3_server):
     outcome = check("minio", None, s3_server.credentials("b"))
     assert not outcome.ok and "Invalid bucket name" in outcome.message, outcome
+
+
+def outside_directory(tmp_path_factory, name: str):
+    """A directory outside ARV_LOCAL_STORAGE_ROOTS (pytest's roots are inside them)."""
+    outside = tmp_path_factory.getbasetemp().parent.parent / f"{name}-{os.getpid()}"
+    (outside / "b").mkdir(parents=True, exist_ok=True)
+    return outside
+
+
+def test_open_beneath_refuses_a_symlink_in_the_middle(storage_root, tmp_path_factory):
+    outside = outside_directory(tmp_path_factory, "arv-middle")
+    try:
+        (storage_root / "a").symlink_to(outside)
+        with pytest.raises(OSError) as refused:
+            open_beneath(str(storage_root), ["a", "b"])
+        assert refused.value.errno in (errno.ELOOP, errno.ENOTDIR)
+        (storage_root / "real" / "b").mkdir(parents=True)
+        os.close(open_beneath(str(storage_root), ["real", "b"]))  # real directories open
+    finally:
+        shutil.rmtree(outside)
+
+
+def test_local_disk_a_middle_component_swapped_for_a_symlink_after_resolving_touches_nothing(
+    storage_root, tmp_path_factory, monkeypatch
+):
+    """The race the probe must survive: the path resolved inside the roots, then a middle
+    component became a symlink outward before the directory was opened. (The resolution is
+    made to return what it returned before the swap.)"""
+    outside = outside_directory(tmp_path_factory, "arv-swapped")
+    try:
+        (storage_root / "a").symlink_to(outside)  # the swap, already done
+        before_the_swap = str(storage_root / "a" / "b")
+        real_realpath = os.path.realpath
+        monkeypatch.setattr(
+            os.path, "realpath", lambda path, **kw: path if path == before_the_swap else real_realpath(path, **kw)
+        )
+        outcome = check("local_disk", before_the_swap, {})
+        assert not outcome.ok and "nothing was touched" in outcome.message, outcome
+        assert os.listdir(outside / "b") == []
+    finally:
+        shutil.rmtree(outside)
