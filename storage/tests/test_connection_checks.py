@@ -226,6 +226,28 @@ def storage_settings(**env: str) -> subprocess.CompletedProcess:
     )
 
 
+def test_the_new_check_settings_as_a_fresh_process_reads_them():
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.STORAGE_TEST_CONCURRENCY, [str(n) for n in s.STORAGE_ALLOWED_NETWORKS], sep='|')"
+    )
+    base = {"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "arv.settings", "ARV_ENV_FILE": os.devnull}
+
+    def read(**env: str) -> str:
+        return subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=PROJECT_DIR,
+            env={**base, "DJANGO_SECRET_KEY": "k", **env},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+
+    assert read() == "4|[]"  # public addresses only
+    chosen = read(ARV_STORAGE_TEST_CONCURRENCY="2", ARV_STORAGE_ALLOWED_NETWORKS="10.20.0.0/16, fd00::/8")
+    assert chosen == "2|['10.20.0.0/16', 'fd00::/8']"
+
+
 def test_storage_settings_defaults_and_overrides():
     defaults = storage_settings(ARV_LOCAL_STORAGE_ROOT="/srv/arv")
     assert defaults.stdout.split("|") == ["[PosixPath('/srv/arv')]", "/srv/arv", "10", "https://cloud-api.yandex.net\n"]
@@ -241,6 +263,9 @@ def test_storage_settings_defaults_and_overrides():
     [
         ({"ARV_LOCAL_STORAGE_ROOTS": "/srv/a,relative"}, "ARV_LOCAL_STORAGE_ROOTS must name absolute paths"),
         ({"ARV_STORAGE_TEST_TIMEOUT": "soon"}, "ARV_STORAGE_TEST_TIMEOUT='soon' is not a number"),
+        ({"ARV_STORAGE_TEST_CONCURRENCY": "0"}, "ARV_STORAGE_TEST_CONCURRENCY='0' must be at least 1"),
+        ({"ARV_STORAGE_ALLOWED_NETWORKS": "10.0.0.0/8, intranet"}, "ARV_STORAGE_ALLOWED_NETWORKS: 'intranet'"),
+        ({"ARV_STORAGE_ALLOWED_NETWORKS": "10.0.0.5/8"}, "ARV_STORAGE_ALLOWED_NETWORKS: 10.0.0.5/8 has host bits set"),
     ],
 )
 def test_bad_storage_settings_are_a_startup_error(env, error):
