@@ -136,17 +136,16 @@ class YandexDiskServer:
         self.httpd.server_close()
 
 
-class SilentEndpoint:
-    """A TCP port that accepts connections and never answers (a hung server)."""
+class LoopbackListener:
+    """A TCP port on loopback that hands each connection to `connected_to` (on its own thread).
+    Subclasses set their own state first, then call this __init__ (it starts accepting)."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str) -> None:
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(64)
         self.endpoint = f"127.0.0.1:{self.sock.getsockname()[1]}"
-        self.accepted: list[socket.socket] = []
-        self.connected = threading.Event()  # set once a client has connected
-        threading.Thread(target=self._accept, name="silent-endpoint", daemon=True).start()
+        threading.Thread(target=self._accept, name=name, daemon=True).start()
 
     def _accept(self) -> None:
         while True:
@@ -154,16 +153,34 @@ class SilentEndpoint:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
-            self.accepted.append(conn)
-            self.connected.set()
+            self.connected_to(conn)
+
+    def connected_to(self, conn: socket.socket) -> None:
+        raise NotImplementedError
 
     def stop(self) -> None:
         self.sock.close()
+
+
+class SilentEndpoint(LoopbackListener):
+    """A TCP port that accepts connections and never answers (a hung server)."""
+
+    def __init__(self) -> None:
+        self.accepted: list[socket.socket] = []
+        self.connected = threading.Event()  # set once a client has connected
+        super().__init__("silent-endpoint")
+
+    def connected_to(self, conn: socket.socket) -> None:
+        self.accepted.append(conn)
+        self.connected.set()
+
+    def stop(self) -> None:
+        super().stop()
         for conn in self.accepted:
             conn.close()
 
 
-class FakeS3Endpoint:
+class FakeS3Endpoint(LoopbackListener):
     """An HTTP endpoint on loopback that looks like S3 to a first glance (its answers carry an
     S3 request id) and then misbehaves as `put` says, for the probe PUT of a MinIO check
     (HEAD answers 200; give the check a region, so it asks for no bucket location):
@@ -177,17 +194,13 @@ class FakeS3Endpoint:
 
     def __init__(self, put: str, huge_bytes: int = 400 * 2**20, drip_seconds: float = 0.1) -> None:
         self.put, self.huge_bytes, self.drip_seconds = put, huge_bytes, drip_seconds
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.endpoint = f"127.0.0.1:{self.sock.getsockname()[1]}"
         self.connections = 0
         self.requests: list[str] = []
         self.hosts: list[str] = []  # each request's Host header
         self.bytes_sent = 0
         self.closed = threading.Event()
         self._lock = threading.Lock()
-        threading.Thread(target=self._accept, name="fake-s3", daemon=True).start()
+        super().__init__("fake-s3")
 
     def credentials(self, **changes) -> dict:
         return {
@@ -200,15 +213,10 @@ class FakeS3Endpoint:
             **changes,
         }
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with self._lock:
-                self.connections += 1
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+    def connected_to(self, conn: socket.socket) -> None:
+        with self._lock:
+            self.connections += 1
+        threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _send(self, conn: socket.socket, data: bytes) -> None:
         conn.sendall(data)
@@ -267,6 +275,3 @@ class FakeS3Endpoint:
         for _ in range(self.huge_bytes // len(chunk)):
             self._send(conn, chunk)
         return False
-
-    def stop(self) -> None:
-        self.sock.close()

@@ -48,7 +48,7 @@ BUSY = (
     " nothing was checked: try again shortly."
 )
 # How long a check's thread is waited for after its sockets were shut down at the deadline.
-AFTER_DEADLINE_SECONDS = 1.0
+AFTER_DEADLINE_SECONDS = 0.5
 
 
 def _providers() -> dict[str, ModuleType]:

@@ -137,6 +137,7 @@ class CheckClient(urllib3.PoolManager):
 
     def address(self, host: str, port: int) -> IPAddress:
         """The one address host:port is connected to during this check."""
+        host = host.strip("[]")  # urllib3 may keep an IPv6 literal's brackets
         key = (host, port)
         if key not in self._addresses:
             self._addresses[key] = allowed_address(host, port) if self.confined else resolve(host, port)[0]

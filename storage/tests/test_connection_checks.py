@@ -209,13 +209,13 @@ def test_moving_a_local_disk_outside_the_roots_is_422_and_changes_nothing(staff,
     assert (local_connection.base_path, minio.provider) != ("/etc", "local_disk")
 
 
-def storage_settings(**env: str) -> subprocess.CompletedProcess:
-    """LOCAL_STORAGE_ROOTS, LOCAL_STORAGE_ROOT, STORAGE_TEST_TIMEOUT and YANDEX_DISK_API_URL as a
-    fresh process reads them, "|"-separated."""
-    code = (
-        "import django; django.setup(); from django.conf import settings as s; "
-        "print(s.LOCAL_STORAGE_ROOTS, s.LOCAL_STORAGE_ROOT, s.STORAGE_TEST_TIMEOUT, s.YANDEX_DISK_API_URL, sep='|')"
-    )
+STORAGE_SETTINGS = "s.LOCAL_STORAGE_ROOTS, s.LOCAL_STORAGE_ROOT, s.STORAGE_TEST_TIMEOUT, s.YANDEX_DISK_API_URL"
+
+
+def storage_settings(printed: str = STORAGE_SETTINGS, **env: str) -> subprocess.CompletedProcess:
+    """Settings as a fresh process reads them (by default LOCAL_STORAGE_ROOTS, LOCAL_STORAGE_ROOT,
+    STORAGE_TEST_TIMEOUT and YANDEX_DISK_API_URL), "|"-separated."""
+    code = f"import django; django.setup(); from django.conf import settings as s; print({printed}, sep='|')"
     base = {"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "arv.settings", "ARV_ENV_FILE": os.devnull}
     return subprocess.run(
         [sys.executable, "-c", code],
@@ -227,21 +227,9 @@ def storage_settings(**env: str) -> subprocess.CompletedProcess:
 
 
 def test_the_new_check_settings_as_a_fresh_process_reads_them():
-    code = (
-        "import django; django.setup(); from django.conf import settings as s; "
-        "print(s.STORAGE_TEST_CONCURRENCY, [str(n) for n in s.STORAGE_ALLOWED_NETWORKS], sep='|')"
-    )
-    base = {"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "arv.settings", "ARV_ENV_FILE": os.devnull}
-
     def read(**env: str) -> str:
-        return subprocess.run(
-            [sys.executable, "-c", code],
-            cwd=PROJECT_DIR,
-            env={**base, "DJANGO_SECRET_KEY": "k", **env},
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        printed = "s.STORAGE_TEST_CONCURRENCY, [str(n) for n in s.STORAGE_ALLOWED_NETWORKS]"
+        return storage_settings(printed, **env).stdout.strip()
 
     assert read() == "4|[]"  # public addresses only
     chosen = read(ARV_STORAGE_TEST_CONCURRENCY="2", ARV_STORAGE_ALLOWED_NETWORKS="10.20.0.0/16, fd00::/8")
