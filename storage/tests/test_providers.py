@@ -139,7 +139,6 @@ def test_yandex_disk_a_slow_drip_ends_at_the_deadline(settings, fake_s3):
 def test_yandex_disk_a_huge_answer_is_cut_off_at_the_cap(settings, fake_s3):
     endpoint = fake_s3("huge")
     settings.YANDEX_DISK_API_URL = f"http://{endpoint.endpoint}"
-    endpoint.put = "huge"
     outcome = check("yandex_disk", None, {"oauth_token": "t0ken-secret"})
     # The fake answers GET as it answers a PUT: 200 and a body without end.
     assert (outcome.ok, outcome.message) == (False, f"{endpoint.endpoint} answered with more than 64 KiB.")
