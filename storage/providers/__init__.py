@@ -95,7 +95,11 @@ def check_connection(
             slots.release()  # by the thread: a slot is free only once its check has ended
 
     thread = threading.Thread(target=run, name=f"arv-check-{provider}", daemon=True)
-    thread.start()
+    try:
+        thread.start()
+    except RuntimeError:  # no thread to be had: the slot is not taken
+        slots.release()
+        raise
     thread.join(timeout)
     if thread.is_alive():
         deadline.expire()
