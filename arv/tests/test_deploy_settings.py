@@ -106,9 +106,12 @@ def _check_database(env: dict[str, str]) -> subprocess.CompletedProcess:
 
 @postgresql_only
 def test_check_deploy_lists_credentials_no_configured_key_decrypts(database_env):
+    from storage.models import StorageConnection
+
+    connection = StorageConnection.objects.create(name="Keyed", provider="minio", credentials={"secret_key": "s"})
     result = _check_database({**database_env, "ARV_CREDENTIALS_KEYS": ""})  # the key that encrypted them is gone
     assert result.returncode != 0
-    assert "storage.W001" in result.stderr and "(Local Storage)" in result.stderr, result.stderr
+    assert "storage.W001" in result.stderr and f"{connection.pk} (Keyed)" in result.stderr, result.stderr
 
 
 @postgresql_only
