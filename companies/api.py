@@ -19,7 +19,7 @@ from companies.schemas import (
     CompanyStorageIn,
     CompanyUpdate,
 )
-from storage.schemas import FolderCreate, FolderOut
+from storage.schemas import FolderCreate, FolderListQuery, FolderOut, FolderPageOut
 
 router = Router(tags=["companies"])
 folders_router = Router(tags=["folders"])  # /api/companies/{id}/folders
@@ -64,8 +64,15 @@ async def company_set_storage(request: HttpRequest, company_id: CompanyId, body:
 
 
 @folders_router.get("/{company_id}/folders", response=answers(list[FolderOut]))
-async def folder_list(request: HttpRequest, company_id: CompanyId):
-    return await finish_db(list[FolderOut], selectors.folder_list, user=request.auth, company_id=company_id)
+async def folder_list(
+    request: HttpRequest, response: HttpResponse, company_id: CompanyId, paging: Query[FolderListQuery]
+):
+    # The answer stays a list (API.md); the total of all pages is in X-Total-Count.
+    page = await finish_db(
+        FolderPageOut, selectors.folder_list, user=request.auth, company_id=company_id, **paging.dict()
+    )
+    response["X-Total-Count"] = str(page.total)
+    return page.items
 
 
 @folders_router.post("/{company_id}/folders", response=answers({201: FolderOut}))

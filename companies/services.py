@@ -57,6 +57,8 @@ def company_update(*, user: AbstractBaseUser, company_id: int, **fields: Any) ->
     company = one_or_none(companies_visible_to(user).select_for_update().filter(pk=company_id))
     if company is None:
         return company_get(user=user, company_id=company_id)  # raises the 404
+    if fields.get("name") == company.name:
+        del fields["name"]  # unchanged (e.g. a client sending the object back): no rename to refuse
     require_member_writable(user, set(fields))
     if "storage_connection_id" in fields:
         _check_storage_connection(fields["storage_connection_id"])
@@ -92,7 +94,12 @@ def company_set_storage(
 
 @transaction.atomic(savepoint=False)
 def folder_create(*, user: AbstractBaseUser, company_id: int, **fields: Any) -> StorageFolder:
+    """A new folder, within the company's projects_limit (409 beyond it). The company's row is
+    locked first, so concurrent creates count one after the other and cannot pass the limit."""
     company = company_get(user=user, company_id=company_id)
+    limit = Company.objects.select_for_update().filter(pk=company.pk).values_list("projects_limit", flat=True).get()
+    if StorageFolder.objects.filter(company=company).count() >= limit:
+        raise Conflict(f"The company has reached its limit of {limit} folders (projects_limit).")
     folder = StorageFolder(company=company, **fields)
     full_clean(folder, exclude=["company"])  # the company was just looked up
     folder.save(force_insert=True)

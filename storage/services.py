@@ -18,8 +18,10 @@ from django.utils import timezone
 from arv.auth.permissions import require_staff
 from arv.db.validation import full_clean
 from arv.web.errors import Conflict, InvalidInput
+from storage.credentials import UnreadableCredentials
 from storage.models import Provider, StorageConnection, TestStatus, connection_base_path
 from storage.providers import Outcome, check_connection
+from storage.providers.minio import endpoint_refusal as minio_endpoint_refusal
 from storage.roots import outside_roots
 from storage.selectors import connection_get
 
@@ -43,10 +45,18 @@ def _checked_base_path(provider: str, base_path: str | None, *, confine: bool = 
     return base_path
 
 
+def _check_endpoint(provider: str, credentials: dict[str, Any] | None) -> None:
+    """A MinIO endpoint must resolve to an address checks may connect to, else 422
+    (storage.providers.addresses): nothing is stored that the check would refuse."""
+    if provider == Provider.MINIO and credentials and (problem := minio_endpoint_refusal(credentials)):
+        raise InvalidInput("credentials", problem)
+
+
 @transaction.atomic(savepoint=False)
 def connection_create(*, user: AbstractBaseUser, **fields: Any) -> StorageConnection:
     require_staff(user)
     fields["base_path"] = _checked_base_path(fields["provider"], fields.get("base_path"))
+    _check_endpoint(fields["provider"], fields.get("credentials"))
     connection = StorageConnection(**fields)
     full_clean(connection)
     if connection.is_default:
@@ -60,6 +70,8 @@ def connection_update(*, user: AbstractBaseUser, connection_id: int, **fields: A
     connection = connection_get(user=user, connection_id=connection_id)
     for field, value in fields.items():
         setattr(connection, field, value)
+    if "credentials" in fields:
+        _check_endpoint(connection.provider, fields["credentials"])
     moves = bool({"provider", "base_path"} & set(fields))
     base_path = _checked_base_path(connection.provider, connection.base_path, confine=moves)
     if moves:
@@ -96,11 +108,15 @@ class CheckTarget:
 
     provider: str
     base_path: str | None
-    credentials: dict[str, Any]
+    credentials: dict[str, Any] | None  # None: no configured key decrypts them
 
 
 def check_target(connection: StorageConnection) -> CheckTarget:
-    return CheckTarget(connection.provider, connection.base_path, dict(connection.credentials or {}))
+    try:
+        credentials = connection.decrypted_credentials()
+    except UnreadableCredentials:
+        credentials = None  # the check says so; nothing else needs them
+    return CheckTarget(connection.provider, connection.base_path, credentials)
 
 
 def connection_check_target(*, user: AbstractBaseUser, connection_id: int) -> CheckTarget:
