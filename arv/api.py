@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 from django.conf import settings
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DataError, connection
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI, Schema
@@ -21,10 +21,11 @@ from arv.db.errors import DATABASE_ERRORS
 from arv.db.transaction import run_db
 from arv.db.workers import get_pool
 from arv.web import error_answers
-from arv.web.errors import Conflict, InvalidInput
+from arv.web.errors import Conflict, InvalidInput, validation_detail
 from arv.web.schemas import answers
+from companies.api import folders_router
 from companies.api import router as companies_router
-from storage.api import connections_router, folders_router
+from storage.api import connections_router
 
 
 def _reject_constant(name: str) -> None:
@@ -102,6 +103,12 @@ def data_error(request: HttpRequest, exc: DataError) -> HttpResponse:
 @api.exception_handler(InvalidInput)
 def invalid_input(request: HttpRequest, exc: InvalidInput) -> HttpResponse:
     return error_answers.error(422, exc.as_detail())
+
+
+@api.exception_handler(ValidationError)
+def invalid_model(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    # A value the model's validators refuse: the services validate as the admin does.
+    return error_answers.error(422, validation_detail(exc))
 
 
 # A constraint the database enforced (unique, protected foreign key) is 409, an unreachable
