@@ -101,10 +101,10 @@ PEER_SCENARIOS = ["detail", "list", "search", "create"]
 # selectors, services and token check on the same two servers: a diagnostic that isolates the
 # serving stack, shown beside the others but not counted in "best".
 CONTENDERS = {
-    "textbook-sync": "textbook Django, sync",
-    "textbook-async": "textbook Django, async",
-    "sync": "ARV's queries on a textbook server (sync)",
-    "async": "ARV's queries on a textbook server (async)",
+    "textbook-sync": "textbook sync",
+    "textbook-async": "textbook async",
+    "sync": "ARV's queries, sync server",
+    "async": "ARV's queries, async server",
 }
 DIAGNOSTIC = ["sync", "async"]
 CONTENDER_SCENARIOS = ["detail", "list", "search", "create"]
