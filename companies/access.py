@@ -1,34 +1,80 @@
-"""Who may see and change which company (API.md, "Who may do what")."""
+"""Who may see and change which company, and the storage behind it (API.md, "Who may do what").
+
+Two kinds of caller:
+- a bearer token's user: staff may do everything; any other user is a member of (at most) one
+  company, which it may read and partly change (MEMBER_WRITABLE_FIELDS);
+- the admin's session cookie (arv.auth.callers): an operator, who gets exactly what Django's
+  model permissions give it, as in the admin: `view_` (or `change_`) to read, `add_`,
+  `change_`, `delete_` to write, per model (Company, StorageConnection, StorageFolder); a
+  connection check writes a probe and stores its outcome, so it needs `change_storageconnection`.
+  Superusers hold every permission. Memberships play no part for a session caller.
+"""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 
+from arv.auth.callers import by_session
 from companies.models import Company
 
 # What a member may change on its own company; the rest is the operator's (staff) business.
 MEMBER_WRITABLE_FIELDS = frozenset({"name", "contact_email", "contact_phone", "telegram_chat_id", "notes", "metadata"})
 
+Action = Literal["view", "add", "change", "delete"]
 
-def require_staff(user: AbstractBaseUser) -> None:
-    if not user.is_staff:
-        raise PermissionDenied("Only staff users may do this.")
+
+def require(user: AbstractBaseUser, action: Action, model: type[Model]) -> None:
+    """An operator's action on `model`: staff for a bearer token, the permission for a session."""
+    if not by_session(user):
+        if not user.is_staff:
+            raise PermissionDenied("Only staff users may do this.")
+    elif not _has_permission(user, action, model):
+        raise PermissionDenied(f"You do not have permission to {action} {model._meta.verbose_name_plural}.")
+
+
+def require_session(user: AbstractBaseUser, action: Action, model: type[Model]) -> None:
+    """A session caller's permission for what a member may do too (a folder of a company it sees)."""
+    if by_session(user):
+        require(user, action, model)
+
+
+def sees_every_company(user: AbstractBaseUser) -> bool:
+    """True for staff and for a session allowed to view companies; False for a member. A
+    session without that permission may not read companies at all (PermissionDenied)."""
+    if by_session(user):
+        require(user, "view", Company)
+        return True
+    return user.is_staff
 
 
 def companies_visible_to(user: AbstractBaseUser, companies: QuerySet[Company] | None = None) -> QuerySet[Company]:
     """Staff see every company; a member sees only its own (others are 404, not 403)."""
     if companies is None:
         companies = Company.objects.all()
-    if user.is_staff:
+    if sees_every_company(user):
         return companies
     return companies.filter(memberships__user=user)
 
 
 def require_member_writable(user: AbstractBaseUser, fields: set[str]) -> None:
+    if by_session(user):
+        require(user, "change", Company)
+        return
     if user.is_staff:
         return
     forbidden = sorted(fields - MEMBER_WRITABLE_FIELDS)
     if forbidden:
         raise PermissionDenied(f"Only staff users may change: {', '.join(forbidden)}.")
+
+
+def _has_permission(user: AbstractBaseUser, action: Action, model: type[Model]) -> bool:
+    def permission(name: str) -> str:
+        return f"{model._meta.app_label}.{name}_{model._meta.model_name}"
+
+    if action == "view":  # as in the admin: who may change may view
+        return user.has_perm(permission("view")) or user.has_perm(permission("change"))
+    return user.has_perm(permission(action))

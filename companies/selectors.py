@@ -12,7 +12,7 @@ from django.db.models.functions import Coalesce
 from django.http import Http404
 
 from arv.db.queries import CompiledQuery, page_of, plan_for_each_search
-from companies.access import companies_visible_to
+from companies.access import companies_visible_to, sees_every_company
 from companies.models import Company
 from storage.models import StorageFolder
 
@@ -86,8 +86,9 @@ def company_list(
     if search:
         plan_for_each_search()
     offset = (page - 1) * page_size
-    query = _page_query(staff=user.is_staff, searching=bool(search), is_active=is_active)
-    values = {"start": offset, "size": page_size, "user_id": None if user.is_staff else user.pk, "term": search}
+    every = sees_every_company(user)
+    query = _page_query(staff=every, searching=bool(search), is_active=is_active)
+    values = {"start": offset, "size": page_size, "user_id": None if every else user.pk, "term": search}
     items = query.run(**{name: values[name] for name in query.parameters})
     if len(items) < page_size and (items or offset == 0):
         total = offset + len(items)  # the last page: the rows before it and on it are all there are
@@ -106,7 +107,7 @@ _company_for_member = CompiledQuery(_visible_company, company_id=int, user_id=in
 
 
 def company_get(*, user: AbstractBaseUser, company_id: int) -> Company:
-    if user.is_staff:
+    if sees_every_company(user):
         found = _company_for_staff.run(company_id=company_id)
     else:
         found = _company_for_member.run(company_id=company_id, user_id=user.pk)

@@ -10,7 +10,7 @@ from django.utils.text import slugify
 
 from arv.db.queries import one_or_none
 from arv.web.errors import Conflict, InvalidInput
-from companies.access import companies_visible_to, require_member_writable, require_staff
+from companies.access import companies_visible_to, require, require_member_writable
 from companies.models import Company
 from companies.selectors import company_get
 from storage.models import StorageConnection
@@ -29,7 +29,7 @@ def _check_storage_connection(connection_id: int | None) -> None:
 
 
 def company_create(*, user: AbstractBaseUser, name: str, **fields: Any) -> Company:
-    require_staff(user)
+    require(user, "add", Company)
     _check_storage_connection(fields.get("storage_connection_id"))
     company = Company.objects.create(name=name, slug=company_slug(name), **fields)
     return company_get(user=user, company_id=company.pk)
@@ -51,7 +51,7 @@ def company_update(*, user: AbstractBaseUser, company_id: int, **fields: Any) ->
 
 
 def company_delete(*, user: AbstractBaseUser, company_id: int) -> None:
-    require_staff(user)
+    require(user, "delete", Company)
     company = company_get(user=user, company_id=company_id)
     if company.is_default:
         raise Conflict("The default company cannot be deleted.")
@@ -63,7 +63,7 @@ def company_delete(*, user: AbstractBaseUser, company_id: int) -> None:
 def company_set_storage(
     *, user: AbstractBaseUser, company_id: int, storage_connection_id: int, storage_path: str | None
 ) -> Company:
-    require_staff(user)
+    require(user, "change", Company)
     return company_update(
         user=user, company_id=company_id, storage_connection_id=storage_connection_id, storage_path=storage_path
     )

@@ -86,7 +86,7 @@ class StorageConnectionAdmin(NoCredentialsLookups, admin.ModelAdmin):
             connection_clear_other_defaults(obj.pk)
         super().save_model(request, obj, form, change)
 
-    @admin.action(description="Test selected storage connections")
+    @admin.action(description="Test selected storage connections", permissions=["change"])  # it writes a probe
     def test_connections(self, request: HttpRequest, queryset: QuerySet[StorageConnection]) -> None:
         connections = list(queryset.order_by("pk"))
         # Checked holding no database worker: the pipeline runs the checks off the worker,

@@ -7,7 +7,7 @@ from django.db.models import Count, QuerySet, Sum
 from django.http import Http404
 
 from arv.db.queries import one_or_none
-from companies.access import require_staff
+from companies.access import require, require_session
 from companies.selectors import company_get
 from storage.models import StorageConnection, StorageFolder
 
@@ -17,7 +17,7 @@ def _connections() -> QuerySet[StorageConnection]:
 
 
 def connection_list(*, user: AbstractBaseUser, is_active: bool | None = None) -> list[StorageConnection]:
-    require_staff(user)
+    require(user, "view", StorageConnection)
     connections = _connections()
     if is_active is not None:
         connections = connections.filter(is_active=is_active)
@@ -25,7 +25,7 @@ def connection_list(*, user: AbstractBaseUser, is_active: bool | None = None) ->
 
 
 def connection_get(*, user: AbstractBaseUser, connection_id: int) -> StorageConnection:
-    require_staff(user)
+    require(user, "view", StorageConnection)
     connection = one_or_none(_connections().filter(pk=connection_id))
     if connection is None:
         raise Http404("No such storage connection.")
@@ -47,4 +47,5 @@ def connection_stats(*, user: AbstractBaseUser, connection_id: int) -> dict[str,
 
 def folder_list(*, user: AbstractBaseUser, company_id: int) -> list[StorageFolder]:
     company = company_get(user=user, company_id=company_id)
+    require_session(user, "view", StorageFolder)
     return list(company.folders.order_by("path", "id"))

@@ -10,7 +10,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 
 from arv.web.errors import Conflict, InvalidInput
-from companies.access import require_staff
+from companies.access import require, require_session
 from companies.selectors import company_get
 from storage.models import Provider, StorageConnection, StorageFolder, TestStatus, connection_base_path
 from storage.providers import Outcome, check_connection
@@ -38,7 +38,7 @@ def _checked_base_path(provider: str, base_path: str | None, *, confine: bool = 
 
 
 def connection_create(*, user: AbstractBaseUser, **fields: Any) -> StorageConnection:
-    require_staff(user)
+    require(user, "add", StorageConnection)
     fields["base_path"] = _checked_base_path(fields["provider"], fields.get("base_path"))
     if fields.get("is_default"):
         connection_clear_other_defaults(None)
@@ -47,6 +47,7 @@ def connection_create(*, user: AbstractBaseUser, **fields: Any) -> StorageConnec
 
 
 def connection_update(*, user: AbstractBaseUser, connection_id: int, **fields: Any) -> StorageConnection:
+    require(user, "change", StorageConnection)
     connection = connection_get(user=user, connection_id=connection_id)
     for field, value in fields.items():
         setattr(connection, field, value)
@@ -61,6 +62,7 @@ def connection_update(*, user: AbstractBaseUser, connection_id: int, **fields: A
 
 
 def connection_delete(*, user: AbstractBaseUser, connection_id: int) -> None:
+    require(user, "delete", StorageConnection)
     connection = connection_get(user=user, connection_id=connection_id)
     if connection.companies_count:
         raise Conflict("Companies still use this storage connection.")
@@ -89,6 +91,7 @@ def check_target(connection: StorageConnection) -> CheckTarget:
 
 
 def connection_check_target(*, user: AbstractBaseUser, connection_id: int) -> CheckTarget:
+    require(user, "change", StorageConnection)  # a check writes a probe and stores its outcome
     return check_target(connection_get(user=user, connection_id=connection_id))
 
 
@@ -99,6 +102,7 @@ def check_targets(targets: list[CheckTarget]) -> list[Outcome]:
 
 def connection_record_test(*, user: AbstractBaseUser, connection_id: int, outcome: Outcome) -> ConnectionTestResult:
     """Store a check's outcome on the connection, success or not."""
+    require(user, "change", StorageConnection)
     connection = connection_get(user=user, connection_id=connection_id)
     connection.last_tested_at = timezone.now()
     connection.test_status = TestStatus.SUCCESS if outcome.ok else TestStatus.ERROR
@@ -109,4 +113,5 @@ def connection_record_test(*, user: AbstractBaseUser, connection_id: int, outcom
 
 def folder_create(*, user: AbstractBaseUser, company_id: int, **fields: Any) -> StorageFolder:
     company = company_get(user=user, company_id=company_id)
+    require_session(user, "add", StorageFolder)
     return StorageFolder.objects.create(company=company, **fields)
