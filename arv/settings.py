@@ -42,6 +42,7 @@ try:
     )
 except ConfigurationError as exc:
     raise ImproperlyConfigured(str(exc)) from None
+LOGGING_CONFIG = "arv.logs.configure"  # honours uvicorn's --no-access-log
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
 if not SECRET_KEY:
