@@ -106,7 +106,6 @@ def test_a_revoked_token_is_401(client_for, staff_user):
 
 def test_session_login_works_and_unsafe_methods_need_csrf(live_url, staff_user, transactional_db):
     import httpx
-
     from django.contrib.auth.models import Permission
 
     staff_user.set_password("pw-for-tests-123")
