@@ -11,10 +11,10 @@ urlpatterns = [
     path("api/test/lock-pair", views.async_lock_pair),
     path("api/test/broken-query", views.broken_query),
     path("api/test/threads", views.threads),
+    path("api/test/request-signals", views.request_signals),
     path("site-test/write-then-fail", views.sync_write_then_fail),
     path("site-test/lock-pair", views.sync_lock_pair),
     path("site-test/slow", views.sync_slow),
     path("api/test/outside-db", views.outside_db),
-    path("site-test/outside-result", views.sync_outside_result),
     *product_urlpatterns,
 ]
