@@ -12,36 +12,18 @@ Two kinds of caller:
 
 from __future__ import annotations
 
-from typing import Literal
-
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
-from django.db.models import Model, QuerySet
+from django.db.models import QuerySet
 
 from arv.auth.callers import by_session
+from arv.auth.permissions import require
 from companies.models import Company
 
 # What a member may change on its own company; the rest is the operator's (staff) business.
 # Not the name: a rename that collides with another company's name must fail, and that
 # failure would tell a member which names other companies have (issue 18, item 10).
 MEMBER_WRITABLE_FIELDS = frozenset({"contact_email", "contact_phone", "telegram_chat_id", "notes", "metadata"})
-
-Action = Literal["view", "add", "change", "delete"]
-
-
-def require(user: AbstractBaseUser, action: Action, model: type[Model]) -> None:
-    """An operator's action on `model`: staff for a bearer token, the permission for a session."""
-    if not by_session(user):
-        if not user.is_staff:
-            raise PermissionDenied("Only staff users may do this.")
-    elif not _has_permission(user, action, model):
-        raise PermissionDenied(f"You do not have permission to {action} {model._meta.verbose_name_plural}.")
-
-
-def require_session(user: AbstractBaseUser, action: Action, model: type[Model]) -> None:
-    """A session caller's permission for what a member may do too (a folder of a company it sees)."""
-    if by_session(user):
-        require(user, action, model)
 
 
 def sees_every_company(user: AbstractBaseUser) -> bool:
@@ -71,12 +53,3 @@ def require_member_writable(user: AbstractBaseUser, fields: set[str]) -> None:
     forbidden = sorted(fields - MEMBER_WRITABLE_FIELDS)
     if forbidden:
         raise PermissionDenied(f"Only staff users may change: {', '.join(forbidden)}.")
-
-
-def _has_permission(user: AbstractBaseUser, action: Action, model: type[Model]) -> bool:
-    def permission(name: str) -> str:
-        return f"{model._meta.app_label}.{name}_{model._meta.model_name}"
-
-    if action == "view":  # as in the admin: who may change may view
-        return user.has_perm(permission("view")) or user.has_perm(permission("change"))
-    return user.has_perm(permission(action))

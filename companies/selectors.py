@@ -11,6 +11,7 @@ from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
+from arv.auth.permissions import require_session
 from arv.db.queries import CompiledQuery, page_of, plan_for_each_search
 from companies.access import companies_visible_to, sees_every_company
 from companies.models import Company
@@ -114,3 +115,18 @@ def company_get(*, user: AbstractBaseUser, company_id: int) -> Company:
     if not found:
         raise Http404("No such company.")
     return found[0]
+
+
+@dataclass
+class FolderPage:
+    items: list[StorageFolder]
+    total: int
+
+
+def folder_list(*, user: AbstractBaseUser, company_id: int, page: int = 1, page_size: int = 100) -> FolderPage:
+    """One page of a company's folders, by path, and how many it has in all."""
+    company = company_get(user=user, company_id=company_id)
+    require_session(user, "view", StorageFolder)
+    folders = company.folders.order_by("path", "id")
+    offset = (page - 1) * page_size
+    return FolderPage(items=list(folders[offset : offset + page_size]), total=folders.count())
