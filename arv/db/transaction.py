@@ -52,7 +52,7 @@ from asgiref.sync import ThreadSensitiveContext
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
 from arv.db.errors import DATABASE_ERRORS
-from arv.db.workers import DatabaseWorker, DatabaseWorkerPool, worker_state
+from arv.db.workers import DatabaseWorker, DatabaseWorkerPool, give_back_turn, worker_state
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -366,6 +366,8 @@ def _end(commit: bool) -> None:
         if atomic is not None:
             if not commit:
                 transaction.set_rollback(True)
+            else:
+                give_back_turn()  # COMMIT waits on the disk, not for the GIL (arv.db.workers)
             atomic.__exit__(None, None, None)
     finally:
         for conn in connections.all(initialized_only=True):
