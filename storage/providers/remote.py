@@ -8,7 +8,7 @@ remote checks use the same client library. A check's client (CheckClient):
   check's thread: a per-read timeout alone never fires against a drip;
 - reads every answer body with a cap (MAX_ANSWER_BYTES) and never follows a redirect;
 - resolves each host once and connects to the address it resolved (the Host header and TLS
-  SNI keep the name); for a MinIO endpoint that address must be allowed (addresses.py).
+  SNI keep the name); for a MinIO endpoint that address must be allowed (storage/addresses.py).
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ from urllib3.exceptions import (
 )
 from urllib3.util.connection import create_connection
 
+from storage.addresses import IPAddress, Unresolvable, allowed_address, resolve
 from storage.providers import Outcome, failed
-from storage.providers.addresses import IPAddress, Unresolvable, allowed_address, resolve
 
 MAX_ANSWER_BYTES = 64 * 1024  # a check's answers are small JSON or XML documents
 
