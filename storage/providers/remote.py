@@ -47,6 +47,9 @@ class AnswerTooLarge(HTTPError):
 class DeadlinePassed(HTTPError):
     """The check's deadline passed: no new connection is made."""
 
+    def __init__(self) -> None:
+        super().__init__("the check's deadline has passed")
+
 
 class Deadline:
     """One check's deadline, and the sockets to close when it passes."""
@@ -67,7 +70,7 @@ class Deadline:
                 self._sockets.append(sock)
                 return
         sock.close()
-        raise DeadlinePassed("the check's deadline has passed")
+        raise DeadlinePassed()
 
     def expire(self) -> None:
         """Shut every socket down: a thread blocked reading one wakes with an error at once."""
@@ -151,7 +154,7 @@ class CheckClient(urllib3.PoolManager):
 
     def urlopen(self, method: str, url: str, redirect: bool = True, **kw: Any) -> urllib3.BaseHTTPResponse:
         if self.deadline.expired:
-            raise DeadlinePassed("the check's deadline has passed")
+            raise DeadlinePassed()
         kw["preload_content"] = False
         response = super().urlopen(method, url, redirect=False, **kw)
         try:
