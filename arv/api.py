@@ -16,7 +16,8 @@ from ninja.parser import Parser
 from ninja.renderers import BaseRenderer
 from ninja.responses import NinjaJSONEncoder
 
-from arv.auth.callers import BearerToken, api_auth
+from arv.auth.callers import api_auth
+from arv.auth.tokens import token_user
 from arv.db.errors import DATABASE_ERRORS
 from arv.db.transaction import run_db
 from arv.db.workers import get_pool
@@ -148,7 +149,7 @@ async def health(request: HttpRequest, verbose: bool = False):
     if verbose:
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
-        user = await BearerToken().authenticate(request, token) if scheme.lower() == "bearer" and token else None
+        user = await run_db(token_user, token) if scheme.lower() == "bearer" and token else None
         if user is None or not user.is_staff:
             raise PermissionDenied("verbose health is for staff (bearer token) only.")
         body["pool"] = get_pool().status().__dict__
