@@ -12,18 +12,11 @@ from django.db import connection
 
 from arv.auth.models import ApiToken
 from arv.auth.tokens import token_user
-from testing.admin import log_in, parse_page
+from testing.admin import parse_page
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ADD_PATH = "/admin/arv_auth/apitoken/add/"
-
-
-@pytest.fixture
-def admin(live_url, superuser):
-    with httpx.Client(base_url=live_url, timeout=30) as browser:
-        log_in(browser)
-        yield browser
 
 
 def _create_token(admin: httpx.Client, user_id: int) -> httpx.Response:
