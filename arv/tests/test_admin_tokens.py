@@ -12,7 +12,7 @@ from django.db import connection
 
 from arv.auth.models import ApiToken
 from arv.auth.tokens import token_user
-from testing.admin import parse_page
+from testing.admin import log_in, parse_page
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
