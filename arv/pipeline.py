@@ -62,6 +62,7 @@ from django.utils.module_loading import import_string
 from servestatic.middleware import ServeStaticMiddleware
 
 from arv.auth.slowdown import login_delay
+from arv.db import read_after, replicas
 from arv.db.checks import connection_budget
 from arv.db.errors import (
     DATABASE_ERRORS,
@@ -196,10 +197,25 @@ class Pipeline:
             response.close()
 
     async def respond(self, handler, scope, body, request, receive) -> HttpResponseBase | None:
-        """Run the request in a unit of work; once more in a fresh one after a deadlock.
-        None when its client left before it got a worker."""
+        """Run the request in a unit of work; once more in a fresh one after a deadlock, or on
+        the primary after its replica could not serve it. None when its client left before it
+        got a worker."""
         client_left = functools.partial(client_has_left, receive)
-        unit, response = await self.run(handler, scope, body, request, client_left)
+        is_api = handler is self.api
+        try:
+            position = read_after.requested_position(request) if is_api and replicas.enabled() else None
+        except read_after.BadPosition as exc:
+            return JsonResponse({"detail": str(exc)}, status=400)
+        route = replicas.route_for(request, is_api, position)
+        unit, response = await self.run(handler, scope, body, request, client_left, route)
+        if unit is not None and route.on_replica and replicas.rerun_on_primary(request, route, unit):
+            # The replica could not serve it (behind, gone, or the request needs the primary):
+            # on the primary, where it may read and write (nothing of it was written anywhere).
+            body.seek(0)
+            request, error = handler.create_request(scope, body)
+            if request is None:
+                return error
+            unit, response = await self.run(handler, scope, body, request, client_left)
         if classify_failure(unit) is Failure.TRANSIENT and unit.retryable:
             logger.info("%s %s: %s, running it once more", request.method, request.path, _reason(unit.failure))
             body.seek(0)
@@ -213,15 +229,17 @@ class Pipeline:
         if response is None or (failure not in (None, Failure.FAULT) and response.status_code == 500):
             # Nothing answered, or Django's 500 page for what is an outage or a conflict.
             response = database_error_response(unit.failure, as_json=handler is self.api)
+        elif unit.read_after is not None:  # it wrote: where a replica shows the write
+            read_after.give_position(response, request, unit.read_after, browser=not is_api)
         return response
 
     async def run(
-        self, handler, scope, body, request, client_left
+        self, handler, scope, body, request, client_left, route: replicas.Route = replicas.PRIMARY
     ) -> tuple[UnitOfWork | None, HttpResponseBase | None]:
         """run_unit(); while the run asks for work outside the database (OutsideWorkNeeded),
         that work on a thread of its own, no worker held, then the request again with it."""
         done = ()
-        unit, response = await run_unit(handler, request, client_left)
+        unit, response = await run_unit(handler, request, client_left, route=route)
         while unit is not None and unit.outside_needed is not None:
             if len(done) == MAX_OUTSIDE_CALLS:
                 return unit, HttpResponse("The request kept asking for work outside the database.", status=409)
@@ -230,7 +248,7 @@ class Pipeline:
             request, error = handler.create_request(scope, body)
             if request is None:
                 return unit, error
-            unit, response = await run_unit(handler, request, client_left, done)
+            unit, response = await run_unit(handler, request, client_left, done, route)
         return unit, response
 
     async def serve_static(self, scope, send) -> HttpResponseBase:
@@ -244,15 +262,21 @@ class Pipeline:
 
     async def lifespan(self, receive, send) -> None:
         sampling: asyncio.Future | None = None
+        watching: asyncio.Future | None = None
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 await check_connection_budget()
+                if replicas.enabled():
+                    replicas.monitor.forget()
+                    watching = asyncio.ensure_future(replicas.watch_replicas_forever())
                 if self.metrics_token:
                     sampling = asyncio.ensure_future(metrics.sample_pool_forever())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 # In-flight requests are done (uvicorn waits for them first).
+                if watching is not None:
+                    watching.cancel()
                 await asyncio.to_thread(close_pool)
                 logger.info("database connections closed")
                 if sampling is not None:
@@ -317,15 +341,21 @@ class SiteHandler(ASGIHandler):
         return noting_failures
 
 
-async def run_unit(handler, request, client_left, outside_done=()) -> tuple[UnitOfWork | None, HttpResponseBase | None]:
-    """One run of the request in a fresh unit of work: (unit, response or None if nothing
-    answered); (None, None) if its client left while it waited for a worker. A run that
-    asked for work outside the database names it in unit.outside_needed."""
-    unit = UnitOfWork(get_pool(), client_left=client_left, outside_done=outside_done)
+async def run_unit(
+    handler, request, client_left, outside_done=(), route: replicas.Route = replicas.PRIMARY
+) -> tuple[UnitOfWork | None, HttpResponseBase | None]:
+    """One run of the request in a fresh unit of work on route's database: (unit, response or
+    None if nothing answered); (None, None) if its client left while it waited for a worker. A
+    run that asked for work outside the database names it in unit.outside_needed; one on a
+    replica that needs the primary, in unit.needs_primary."""
+    unit = UnitOfWork(get_pool(route.database), client_left=client_left, outside_done=outside_done, route=route)
     try:
         return unit, await handler.respond(request, unit)
     except ClientDisconnected:
         return None, None
+    except replicas.NeedsPrimary as needs:
+        unit.needs_primary = needs
+        return unit, None
     except OutsideWorkNeeded as needed:
         unit.outside_needed = needed.call
         return unit, None
@@ -472,14 +502,18 @@ def refuse_connections_outside_workers(sender, connection, **kwargs) -> None:
 
 
 async def check_connection_budget() -> None:
-    """The deploy check arv.W101 (arv.db.checks), logged at start-up with this server's process count."""
-    try:
-        problem = await UnitOfWork(get_pool()).run(connection_budget, last=True)
-    except DATABASE_ERRORS as exc:
-        logger.warning("could not check the connection budget (database unreachable: %s)", _reason(exc))
-        return
-    if problem is not None:
-        logger.warning("%s (%s). %s", problem.msg, problem.id, problem.hint)
+    """The deploy check arv.W101 (arv.db.checks) for each database (the primary, each replica),
+    on a worker of its pool, logged at start-up with this server's process count."""
+    for database in settings.DATABASES:
+        try:
+            route = replicas.Route(database)
+            budget = functools.partial(connection_budget, database)
+            problem = await UnitOfWork(get_pool(database), route=route).run(budget, last=True)
+        except DATABASE_ERRORS as exc:
+            logger.warning("could not check the connection budget of %s (unreachable: %s)", database, _reason(exc))
+            continue
+        if problem is not None:
+            logger.warning("%s (%s). %s", problem.msg, problem.id, problem.hint)
 
 
 async def _static_not_found(request: HttpRequest) -> HttpResponse:

@@ -16,5 +16,7 @@ urlpatterns = [
     path("site-test/slow", views.sync_slow),
     path("api/test/outside-db", views.outside_db),
     path("site-test/outside-result", views.sync_outside_result),
+    path("api/test/read-where", views.read_where),
+    path("api/test/read-on-primary", views.read_on_primary),
     *product_urlpatterns,
 ]

@@ -12,6 +12,7 @@ from asgiref.sync import sync_to_async
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from arv.db.replicas import reads_primary
 from arv.db.transaction import outside_database
 from companies.models import Company
 
@@ -131,3 +132,29 @@ def sync_outside_result(request: HttpRequest) -> HttpResponse:
     Company.objects.create(name=name, slug=name.lower())
     status = int(request.GET.get("status", 200))
     return JsonResponse({"thread": thread, **_backend()}, status=status)
+
+
+def _in_recovery() -> bool:
+    """Whether the database this worker reads from is a standby (on the request's worker)."""
+    from django.db import connections
+
+    from arv.db.workers import worker_database
+
+    with connections[worker_database()].cursor() as cursor:
+        cursor.execute("SELECT pg_is_in_recovery()")
+        return cursor.fetchone()[0]
+
+
+async def read_where(request: HttpRequest) -> JsonResponse:
+    """A read-only GET: which kind of server answered it."""
+    from arv.db.transaction import run_db
+
+    return JsonResponse({"in_recovery": await run_db(_in_recovery)})
+
+
+@reads_primary
+async def read_on_primary(request: HttpRequest) -> JsonResponse:
+    """A GET that insists on the primary (arv.db.replicas.reads_primary)."""
+    from arv.db.transaction import run_db
+
+    return JsonResponse({"in_recovery": await run_db(_in_recovery)})

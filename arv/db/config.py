@@ -19,12 +19,15 @@ pool_pre_ping, pool_recycle and echo. Here they become Django settings:
     DB_IDLE_IN_TRANSACTION_TIMEOUT  -> PostgreSQL idle_in_transaction_session_timeout
     DB_ECHO                         -> log every SQL statement (arv.db.echo)
     DB_PGBOUNCER                    -> settings for PgBouncer's transaction pooling
+    DATABASE_REPLICA_URLS           -> DATABASES replica_1, replica_2, ... (arv.db.replicas)
+    DB_REPLICA_MAX_LAG              -> a replica further behind is skipped (seconds)
+    DB_REPLICA_WAIT_MS              -> how long a read may wait for a replica to replay a position
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -267,3 +270,61 @@ def url_seconds(raw: str, variable: str, name: str) -> int:
     if not raw.strip().isdigit():
         raise ConfigurationError(f"{variable} has {name}={raw!r}, which is not a whole number of seconds")
     return int(raw)
+
+
+@dataclass(frozen=True)
+class ReplicaSettings:
+    """Read replicas (arv.db.replicas): their DATABASES aliases, and when a read may use one."""
+
+    aliases: tuple[str, ...] = ()
+    max_lag: float = 5.0
+    wait_ms: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.aliases)
+
+
+REPLICA_ALIAS = "replica_{}"
+
+
+def replicas_from_env(pool: PoolSettings, primary: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], ReplicaSettings]:
+    """DATABASES entries for DATABASE_REPLICA_URLS (comma-separated libpq URLs; a multi-host one
+    is quoted or written with its hosts separated by commas inside the authority, as libpq has it),
+    and the replica settings. Replicas are PostgreSQL standbys: refused beside SQLite."""
+    raw = os.environ.get("DATABASE_REPLICA_URLS", "").strip()
+    settings = ReplicaSettings(
+        max_lag=env_number("DB_REPLICA_MAX_LAG", 5.0, integer=False),
+        wait_ms=env_number("DB_REPLICA_WAIT_MS", 0),
+    )
+    if not raw:
+        return {}, settings
+    if primary["ENGINE"] != "django.db.backends.postgresql":
+        raise ConfigurationError(
+            "DATABASE_REPLICA_URLS needs PostgreSQL: read replicas are PostgreSQL standbys, and DATABASE_URL names "
+            "SQLite"
+        )
+    databases: dict[str, dict[str, Any]] = {}
+    for number, url in enumerate(split_urls(raw), start=1):
+        if not url.startswith(POSTGRES_SCHEMES):
+            raise ConfigurationError(f"DATABASE_REPLICA_URLS entry {number} is not a PostgreSQL URL (postgres://...)")
+        database = database_settings(url, pool, variable=f"DATABASE_REPLICA_URLS entry {number}", primary=False)
+        # Django's test runner makes no database for a replica: it reads the default's.
+        database["TEST"] = {"MIRROR": "default"}
+        databases[REPLICA_ALIAS.format(number)] = database
+    return databases, replace(settings, aliases=tuple(databases))
+
+
+def split_urls(raw: str) -> list[str]:
+    """Comma-separated URLs, where a multi-host URL's own commas (host:port,host:port in its
+    authority) do not split: a new URL starts only where a scheme does."""
+    urls: list[str] = []
+    for part in raw.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if urls and "://" not in part:
+            urls[-1] += "," + part  # another host of the previous URL
+        else:
+            urls.append(part)
+    return urls

@@ -50,11 +50,12 @@ from contextvars import ContextVar, copy_context
 from typing import Any, TypeVar
 
 from asgiref.sync import ThreadSensitiveContext
-from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db import connections, transaction
 from pydantic import TypeAdapter
 
+from arv.db import replicas
 from arv.db.errors import DATABASE_ERRORS
-from arv.db.workers import DatabaseWorker, DatabaseWorkerPool, worker_state
+from arv.db.workers import DatabaseWorker, DatabaseWorkerPool, worker_database, worker_state
 from arv.metrics.series import DATABASE_SECONDS, RECONNECTS, WORKER_WAIT_SECONDS
 
 T = TypeVar("T")
@@ -100,8 +101,15 @@ class UnitOfWork:
         pool: DatabaseWorkerPool,
         client_left: Callable[[], bool] | None = None,
         outside_done: tuple[OutsideDone, ...] = (),
+        route: replicas.Route = replicas.PRIMARY,
     ) -> None:
         self.pool = pool
+        # Where it reads (pool is that database's): a replica's unit checks the client's position first.
+        self.route = route
+        # The WAL position of its last commit that wrote (for the client's next reads), if any.
+        self.read_after: int | None = None
+        # Why a unit on a replica stopped to run on the primary instead (the pipeline reruns it).
+        self.needs_primary: replicas.NeedsPrimary | None = None
         self.worker: DatabaseWorker | None = None
         self.finished = False
         # The first database error a trip raised (the pipeline decides what it means).
@@ -183,6 +191,7 @@ class UnitOfWork:
     # -- internals --------------------------------------------------------------------------
 
     async def _lease(self) -> DatabaseWorker:
+        self.pool.units += 1  # on the event loop: the units each database served
         worker = self.pool.try_acquire()
         if worker is not None:
             WORKER_WAIT_SECONDS.observe(0.0)
@@ -378,13 +387,15 @@ def _step(unit: UnitOfWork, fn: Callable[[], T], begin: bool, end: bool, commit:
         if begin:
             _begin()
         try:
+            if begin and unit.route.on_replica:
+                replicas.check_replayed(unit.route)  # else NeedsPrimary, the transaction ended below
             result = fn()
         except BaseException:
             if end:
                 _end(commit=False)
             raise
-        if end:
-            _end(commit=commit(result))
+        if end and _end(commit=commit(result)):
+            unit.read_after = replicas.position_after_commit() or unit.read_after
         return result
     except DATABASE_ERRORS as exc:
         if unit.failure is None:
@@ -402,23 +413,28 @@ def _begin() -> None:
     for conn in connections.all(initialized_only=True):
         conn.queries_log.clear()
         conn.close_if_unusable_or_obsolete()  # CONN_MAX_AGE, broken connections
-    reused = connections[DEFAULT_DB_ALIAS].connection
-    atomic = transaction.atomic(durable=True)
+    database = worker_database()  # the primary, or the replica this worker's pool serves
+    reused = connections[database].connection
+    atomic = transaction.atomic(using=database, durable=True)
     atomic.__enter__()  # with CONN_HEALTH_CHECKS, pings a reused connection first
     worker_state.atomic = atomic
-    if reused is not None and connections[DEFAULT_DB_ALIAS].connection is not reused:
+    replicas.transaction_began()
+    if reused is not None and connections[database].connection is not reused:
         RECONNECTS.inc()  # the ping failed: Django closed it and connected again
 
 
-def _end(commit: bool) -> None:
+def _end(commit: bool) -> bool:
+    """End the transaction; True if it committed."""
     atomic = getattr(worker_state, "atomic", None)
     worker_state.atomic = None
     try:
         if atomic is not None:
             if commit:
                 atomic.__exit__(None, None, None)
-            else:
-                atomic.__exit__(RequestFailed, RequestFailed(), None)
+                return True
+            atomic.__exit__(RequestFailed, RequestFailed(), None)
+        return False
     finally:
+        replicas.transaction_ended()
         for conn in connections.all(initialized_only=True):
             conn.close_if_unusable_or_obsolete()

@@ -23,16 +23,38 @@ if TYPE_CHECKING:
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 WAIT_BUCKETS = (0.0, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
+# Per database (label database: default, replica_1, ...): each has its own pool.
 POOL_BOUND = Gauge(
     "arv_db_pool_bound",
     "Most database connections this process may hold: DB_POOL_SIZE + DB_MAX_OVERFLOW",
+    ["database"],
     multiprocess_mode="liveall",
 )
 POOL_WORKERS = Gauge(
-    "arv_db_pool_workers", "Database workers (each one connection) this process has now", multiprocess_mode="liveall"
+    "arv_db_pool_workers",
+    "Database workers (each one connection) this process has now",
+    ["database"],
+    multiprocess_mode="liveall",
 )
-POOL_IN_USE = Gauge("arv_db_pool_in_use", "Database workers leased by a request now", multiprocess_mode="liveall")
-POOL_WAITING = Gauge("arv_db_pool_waiting", "Requests waiting for a database worker now", multiprocess_mode="liveall")
+POOL_IN_USE = Gauge(
+    "arv_db_pool_in_use", "Database workers leased by a request now", ["database"], multiprocess_mode="liveall"
+)
+POOL_WAITING = Gauge(
+    "arv_db_pool_waiting", "Requests waiting for a database worker now", ["database"], multiprocess_mode="liveall"
+)
+UNITS = Counter("arv_db_units", "Requests' units of work served, by database (the primary or a replica)", ["database"])
+DATABASE_ROLE = Gauge(
+    "arv_db_role",
+    "Each database's role (1 for the role it has): primary, standby (a replica reads may use), or skipped",
+    ["database", "role"],
+    multiprocess_mode="liveall",
+)
+REPLICA_LAG = Gauge(
+    "arv_db_replica_lag_seconds",
+    "How far behind the primary each replica's replay is (its monitor's last look)",
+    ["database"],
+    multiprocess_mode="liveall",
+)
 
 POOL_TIMEOUTS = Counter("arv_db_pool_timeouts", "Requests that got no database worker within DB_POOL_TIMEOUT")
 CONNECTIONS_OPENED = Counter("arv_db_connections_opened", "Database connections opened by the workers")
@@ -81,8 +103,25 @@ def observe_request(method: str, route: str, status: int, seconds: float) -> Non
     histogram.observe(seconds)
 
 
+# Units each database's pool had served at the last sample (the counter takes the difference).
+_units_counted: dict[str, int] = {}
+ROLES = ("primary", "standby", "skipped")
+
+
 def sample_pool(status: PoolStatus) -> None:
-    POOL_BOUND.set(status.max_connections)
-    POOL_WORKERS.set(status.workers)
-    POOL_IN_USE.set(status.in_use)
-    POOL_WAITING.set(status.waiting)
+    database = status.database
+    POOL_BOUND.labels(database).set(status.max_connections)
+    POOL_WORKERS.labels(database).set(status.workers)
+    POOL_IN_USE.labels(database).set(status.in_use)
+    POOL_WAITING.labels(database).set(status.waiting)
+    counted = _units_counted.get(database, 0)
+    if status.units > counted:
+        UNITS.labels(database).inc(status.units - counted)
+    _units_counted[database] = status.units
+
+
+def sample_role(database: str, role: str, lag: float | None = None) -> None:
+    for each in ROLES:
+        DATABASE_ROLE.labels(database, each).set(1 if each == role else 0)
+    if lag is not None:
+        REPLICA_LAG.labels(database).set(lag)
