@@ -229,7 +229,7 @@ class Pipeline:
         if response is None or (failure not in (None, Failure.FAULT) and response.status_code == 500):
             # Nothing answered, or Django's 500 page for what is an outage or a conflict.
             response = database_error_response(unit.failure, as_json=handler is self.api)
-        elif unit.read_after is not None:  # it wrote: where a replica shows the write
+        if unit.read_after is not None:  # it committed a write: where a replica shows it
             read_after.give_position(response, request, unit.read_after, browser=not is_api)
         return response
 

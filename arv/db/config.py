@@ -278,7 +278,7 @@ class ReplicaSettings:
 
     aliases: tuple[str, ...] = ()
     max_lag: float = 5.0
-    wait_ms: int = 0
+    wait_ms: int = 20
 
     @property
     def enabled(self) -> bool:
@@ -294,8 +294,8 @@ def replicas_from_env(pool: PoolSettings, primary: dict[str, Any]) -> tuple[dict
     and the replica settings. Replicas are PostgreSQL standbys: refused beside SQLite."""
     raw = os.environ.get("DATABASE_REPLICA_URLS", "").strip()
     settings = ReplicaSettings(
-        max_lag=env_number("DB_REPLICA_MAX_LAG", 5.0, integer=False),
-        wait_ms=env_number("DB_REPLICA_WAIT_MS", 0),
+        max_lag=env_number("DB_REPLICA_MAX_LAG", ReplicaSettings.max_lag, integer=False),
+        wait_ms=env_number("DB_REPLICA_WAIT_MS", ReplicaSettings.wait_ms),
     )
     if not raw:
         return {}, settings

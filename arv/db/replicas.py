@@ -42,7 +42,7 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.http import HttpRequest
 
-from arv.db.workers import PoolClosed, PoolTimeout, get_pool, worker_database, worker_state
+from arv.db.workers import PoolClosed, PoolTimeout, get_pool, in_database_worker, worker_database, worker_state
 
 logger = logging.getLogger("arv.db")
 
@@ -124,12 +124,18 @@ class ReplicaRouter:
 
 
 def refuse_other_databases(sender: Any, connection: Any, **kwargs: Any) -> None:
-    """connection_created receiver: a replica's worker connects to its replica only. Code that
-    names `default` itself (django.db.connection, transaction.atomic()) needs the primary."""
-    database = worker_database()
-    if database != DEFAULT_DB_ALIAS and connection.alias != database:
-        connection.close()
+    """connection_created receiver: a worker connects to its pool's database only (each pool's
+    bound holds). On a replica's worker, code that names `default` itself
+    (django.db.connection, transaction.atomic()) needs the primary: NeedsPrimary."""
+    if not in_database_worker() or connection.alias == worker_database():
+        return
+    connection.close()
+    if worker_database() != DEFAULT_DB_ALIAS:
         raise NeedsPrimary(f"a connection to {connection.alias!r}")
+    raise RuntimeError(
+        f"a primary worker opened a connection to {connection.alias!r}: reads go to a replica by the "
+        "request's route (arv.db.replicas), not by .using()"
+    )
 
 
 # -- which database a request reads from ----------------------------------------------------

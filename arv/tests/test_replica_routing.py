@@ -27,7 +27,7 @@ def test_replica_urls_become_databases_that_mirror_default_in_tests(monkeypatch,
     monkeypatch.setenv("DB_REPLICA_MAX_LAG", "2.5")
     databases, replicas = replicas_from_env(settings.DATABASE_POOL, POSTGRES)
     assert list(databases) == ["replica_1", "replica_2"]
-    assert replicas == ReplicaSettings(aliases=("replica_1", "replica_2"), max_lag=2.5, wait_ms=0)
+    assert replicas == ReplicaSettings(aliases=("replica_1", "replica_2"), max_lag=2.5, wait_ms=20)
     assert databases["replica_2"]["HOST"] == "127.0.0.1,127.0.0.1"  # a multi-host replica stays one
     assert all(db["TEST"] == {"MIRROR": "default"} for db in databases.values())
     assert all("target_session_attrs" not in db["OPTIONS"] for db in databases.values())

@@ -307,3 +307,20 @@ def test_a_position_that_is_not_one_is_a_clear_400(arv):
     assert answer.json() == {
         "detail": "ARV-Read-After must be a WAL position such as 0/16B3748, as an earlier answer gave it"
     }
+
+
+@pytest.mark.parametrize("wait_ms", ["0", "20"])
+def test_with_replay_running_a_writer_reads_from_the_replica_once_it_has_replayed(arv, wait_ms):
+    server = arv.start(DB_REPLICA_WAIT_MS=wait_ms)
+    client = arv.client(server)
+    before = units_by_database(server)
+    stale = [outcome for outcome in in_threads(200, lambda i: write_then_read(client, f"Running {i}")) if outcome]
+    after = units_by_database(server)
+    began_on_replica = after.get("replica_1", 0) - before.get("replica_1", 0)
+    rerun = after.get("default", 0) - before.get("default", 0) - 200  # the 200 writes ran on the primary
+    print(
+        f"\nreplay running, DB_REPLICA_WAIT_MS={wait_ms}: 200 write-then-read pairs, {len(stale)} stale; reads "
+        f"served by the replica {began_on_replica - rerun:.0f}, by the primary {rerun:.0f} (the replica had not "
+        "replayed the write yet)"
+    )
+    assert stale == []
