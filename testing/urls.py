@@ -16,5 +16,6 @@ urlpatterns = [
     path("site-test/slow", views.sync_slow),
     path("api/test/outside-db", views.outside_db),
     path("site-test/outside-result", views.sync_outside_result),
+    path("site-test/read-only-once", views.read_only_once),
     *product_urlpatterns,
 ]

@@ -131,3 +131,28 @@ def sync_outside_result(request: HttpRequest) -> HttpResponse:
     Company.objects.create(name=name, slug=name.lower())
     status = int(request.GET.get("status", 200))
     return JsonResponse({"thread": thread, **_backend()}, status=status)
+
+
+# Request ids whose first run was made to meet a read-only server (read_only_once).
+_made_read_only: set[str] = set()
+
+
+def read_only_once(request: HttpRequest) -> JsonResponse:
+    """A write whose first run meets a server that refuses writes (25006), as a demoted or fenced
+    primary would: its transaction is made read-only before the write. The second run (same
+    request id) writes. Answers the backend pid of each run it went through."""
+    from arv.logs import request_id
+
+    name = request.GET["name"]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+        _runs.setdefault(request_id.get(), []).append(pid)
+        if request_id.get() not in _made_read_only:
+            _made_read_only.add(request_id.get())
+            cursor.execute("SET transaction_read_only = on")
+    Company.objects.create(name=name, slug=name.lower())
+    return JsonResponse({"pids": _runs[request_id.get()]}, status=201)
+
+
+_runs: dict[str, list[int]] = {}

@@ -6,6 +6,7 @@ from django.db.backends.signals import connection_created
 from arv import internals
 from arv.db import checks as database_checks
 from arv.db import echo
+from arv.db.failover import note_new_connection
 from arv.db.workers import count_connection, set_unit_deadlines
 from arv.web import checks as web_checks
 
@@ -19,6 +20,7 @@ class DatabaseConfig(AppConfig):
         echo.install(echo=settings.DATABASE_POOL.echo)
         connection_created.connect(set_unit_deadlines, dispatch_uid="arv.db.deadlines")
         connection_created.connect(count_connection, dispatch_uid="arv.db.count")
+        connection_created.connect(note_new_connection, dispatch_uid="arv.db.failover")
         checks.register(internals.check_internals)
         checks.register(database_checks.check_database_settings, deploy=True)
         checks.register(database_checks.check_connection_budget, checks.Tags.database, deploy=True)

@@ -19,6 +19,7 @@ pool_pre_ping, pool_recycle and echo. Here they become Django settings:
     DB_IDLE_IN_TRANSACTION_TIMEOUT  -> PostgreSQL idle_in_transaction_session_timeout
     DB_ECHO                         -> log every SQL statement (arv.db.echo)
     DB_PGBOUNCER                    -> settings for PgBouncer's transaction pooling
+    DB_WARMUP_SECONDS               -> the window in which start-up opens the pool (arv.db.readiness)
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ class PoolSettings:
     idle_in_transaction_timeout_ms: int = 0
     pgbouncer: bool = False
     active_workers: int = 2
+    warmup_seconds: float = 2.0
 
     @property
     def max_connections(self) -> int:
@@ -137,6 +139,7 @@ def pool_settings_from_env() -> PoolSettings:
         echo=env_bool("DB_ECHO", False),
         pgbouncer=pgbouncer,
         active_workers=env_number("DB_ACTIVE_WORKERS", 2),
+        warmup_seconds=env_number("DB_WARMUP_SECONDS", 2.0, integer=False),
     )
 
 
@@ -154,6 +157,9 @@ LIBPQ_CHOICES = {
     "load_balance_hosts": ("disable", "random"),
     "sslmode": ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"),
 }
+# Django's PostgreSQL backend and ARV's (arv.db.postgresql: the same, with the role check).
+POSTGRES_ENGINES = ("django.db.backends.postgresql", "arv.db.postgresql")
+POSTGRES_ENGINE = "arv.db.postgresql"
 # Django's own names for what libpq calls host, port, dbname, user, password.
 DJANGO_KEYS = {"host": "HOST", "port": "PORT", "dbname": "NAME", "user": "USER", "password": "PASSWORD"}
 
@@ -173,7 +179,9 @@ def database_settings(url: str, pool: PoolSettings, *, variable: str = "DATABASE
     database["CONN_MAX_AGE"] = pool.conn_max_age
     database["CONN_HEALTH_CHECKS"] = pool.health_checks
     options = database.setdefault("OPTIONS", {})
-    if engine == "django.db.backends.postgresql":
+    if engine in POSTGRES_ENGINES:
+        # Django's backend, with a health check that also notices a server no longer primary.
+        database["ENGINE"] = POSTGRES_ENGINE
         options.setdefault("connect_timeout", pool.connect_timeout)
         options.setdefault("application_name", "arv")
         if pool.pgbouncer:
@@ -245,7 +253,7 @@ def postgres_settings(url: str, variable: str) -> dict[str, Any]:
         if name in params and params[name] not in choices:
             raise ConfigurationError(f"{variable} has {name}={params[name]!r}: use one of {', '.join(choices)}")
     database: dict[str, Any] = {
-        "ENGINE": "django.db.backends.postgresql",
+        "ENGINE": POSTGRES_ENGINE,
         "HOST": "",
         "PORT": "",
         "USER": "",

@@ -54,6 +54,7 @@ from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from pydantic import TypeAdapter
 
 from arv.db.errors import DATABASE_ERRORS
+from arv.db.failover import note_connection_state, replace_if_lost
 from arv.db.workers import DatabaseWorker, DatabaseWorkerPool, worker_state
 from arv.metrics.series import DATABASE_SECONDS, RECONNECTS, WORKER_WAIT_SECONDS
 
@@ -112,6 +113,8 @@ class UnitOfWork:
         # asked for next (OutsideWorkNeeded).
         self.outside_done = outside_done
         self.outside_needed: OutsideCall | None = None
+        # True once its commit was sent: a failure from then on leaves its outcome unknown.
+        self.commit_started = False
         # Seconds its trips ran on the worker (the metrics' time in the database).
         self.database_seconds = 0.0
         self._client_left = client_left
@@ -384,11 +387,13 @@ def _step(unit: UnitOfWork, fn: Callable[[], T], begin: bool, end: bool, commit:
                 _end(commit=False)
             raise
         if end:
-            _end(commit=commit(result))
+            unit.commit_started = commit(result)
+            _end(commit=unit.commit_started)
         return result
     except DATABASE_ERRORS as exc:
         if unit.failure is None:
             unit.failure = exc
+        replace_if_lost(exc)  # a connection to a server gone or no longer primary is not reused
         raise
     finally:
         unit.database_seconds += time.perf_counter() - started
@@ -422,3 +427,4 @@ def _end(commit: bool) -> None:
     finally:
         for conn in connections.all(initialized_only=True):
             conn.close_if_unusable_or_obsolete()
+        note_connection_state()  # what readiness counts (arv.db.readiness)
