@@ -17,6 +17,7 @@ from django.http import HttpResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
+from arv.db.failover import primary_watch
 from arv.db.workers import get_pool
 from arv.metrics.directory import ENV, dead_process_ids
 from arv.metrics.series import sample_pool
@@ -39,7 +40,7 @@ def authorized(headers: list[tuple[bytes, bytes]], token: str) -> bool:
 
 async def response() -> HttpResponse:
     """The exposition, read off the event loop (the files of every process)."""
-    sample_pool(get_pool().status())  # this process's pool, as of now
+    sample_pool(get_pool().status(), primary_watch())  # this process's pool, as of now
     body = await asyncio.to_thread(render)
     return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)
 
@@ -58,7 +59,7 @@ def render() -> bytes:
 async def sample_pool_forever() -> None:
     """The pool gauges, refreshed every SAMPLE_SECONDS (started by the lifespan when metrics are on)."""
     while True:
-        sample_pool(get_pool().status())
+        sample_pool(get_pool().status(), primary_watch())
         await asyncio.sleep(SAMPLE_SECONDS)
 
 

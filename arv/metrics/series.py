@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import Counter, Gauge, Histogram
 
 if TYPE_CHECKING:
+    from arv.db.failover import PrimaryWatch
     from arv.db.workers import PoolStatus
 
 # Seconds; a request that took longer than the last bound is counted in +Inf only.
@@ -33,6 +34,23 @@ POOL_WORKERS = Gauge(
 )
 POOL_IN_USE = Gauge("arv_db_pool_in_use", "Database workers leased by a request now", multiprocess_mode="liveall")
 POOL_WAITING = Gauge("arv_db_pool_waiting", "Requests waiting for a database worker now", multiprocess_mode="liveall")
+
+# Per database (label database: a DATABASES alias), per process like the pool gauges.
+DATABASE_ROLE = Gauge(
+    "arv_db_role",
+    "1 for the role of the server each database's connections reach now: primary, or none (no server "
+    "accepting writes reached)",
+    ["database", "role"],
+    multiprocess_mode="liveall",
+)
+POOL_READY_CONNECTIONS = Gauge(
+    "arv_db_pool_ready_connections",
+    "Connections of each database's pool that reach a server of its role (readiness wants DB_POOL_SIZE)",
+    ["database"],
+    multiprocess_mode="liveall",
+)
+FAILOVERS = Counter("arv_db_failovers", "Times each database's connections moved to another primary", ["database"])
+DATABASE_ROLES = ("primary", "none")
 
 POOL_TIMEOUTS = Counter("arv_db_pool_timeouts", "Requests that got no database worker within DB_POOL_TIMEOUT")
 CONNECTIONS_OPENED = Counter("arv_db_connections_opened", "Database connections opened by the workers")
@@ -81,8 +99,25 @@ def observe_request(method: str, route: str, status: int, seconds: float) -> Non
     histogram.observe(seconds)
 
 
-def sample_pool(status: PoolStatus) -> None:
+def sample_pool(status: PoolStatus, watch: PrimaryWatch) -> None:
     POOL_BOUND.set(status.max_connections)
     POOL_WORKERS.set(status.workers)
     POOL_IN_USE.set(status.in_use)
     POOL_WAITING.set(status.waiting)
+    sample_database(watch.alias, status.ready_connections, watch)
+
+
+# Failovers already counted, per database (the watch keeps the total; a counter only goes up).
+_failovers_counted: dict[str, int] = {}
+
+
+def sample_database(alias: str, ready_connections: int, watch: PrimaryWatch) -> None:
+    """One database's role, its pool's ready connections and its failovers (arv.db.failover)."""
+    role = "primary" if ready_connections and watch.refused_since is None else "none"
+    for name in DATABASE_ROLES:
+        DATABASE_ROLE.labels(alias, name).set(1 if name == role else 0)
+    POOL_READY_CONNECTIONS.labels(alias).set(ready_connections)
+    new = watch.failovers - _failovers_counted.get(alias, 0)
+    if new > 0:
+        FAILOVERS.labels(alias).inc(new)
+        _failovers_counted[alias] = watch.failovers
