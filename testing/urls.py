@@ -17,5 +17,7 @@ urlpatterns = [
     path("api/test/outside-db", views.outside_db),
     path("site-test/outside-result", views.sync_outside_result),
     path("site-test/read-only-once", views.read_only_once),
+    path("site-test/lost-at-commit", views.lost_at_commit),
+    path("site-test/runs-of", views.runs_of),
     *product_urlpatterns,
 ]

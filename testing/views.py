@@ -156,3 +156,30 @@ def read_only_once(request: HttpRequest) -> JsonResponse:
 
 
 _runs: dict[str, list[int]] = {}
+
+
+def lost_at_commit(request: HttpRequest) -> JsonResponse:
+    """A write whose connection is lost during its commit (a deferred trigger ends the session
+    as the commit runs, as a server stopping at that moment would): whether it committed is
+    unknown to the client. Counts its runs per request id (runs_of)."""
+    from arv.logs import request_id
+
+    name = request.GET["name"]
+    _runs.setdefault(request_id.get(), []).append(0)
+    with connection.cursor() as cursor:
+        for statement in (
+            "CREATE TEMP TABLE commit_tripwire (x int) ON COMMIT DROP",
+            "CREATE FUNCTION pg_temp.end_session() RETURNS trigger LANGUAGE plpgsql AS"
+            " $$ BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); RETURN NULL; END $$",
+            "CREATE CONSTRAINT TRIGGER at_commit AFTER INSERT ON commit_tripwire DEFERRABLE INITIALLY DEFERRED"
+            " FOR EACH ROW EXECUTE FUNCTION pg_temp.end_session()",
+            "INSERT INTO commit_tripwire VALUES (1)",
+        ):
+            cursor.execute(statement)
+    Company.objects.create(name=name, slug=name.lower())
+    return JsonResponse({}, status=201)
+
+
+def runs_of(request: HttpRequest) -> JsonResponse:
+    """How many times the request with the given id ran a test view (lost_at_commit, read_only_once)."""
+    return JsonResponse({"runs": len(_runs.get(request.GET["id"], []))})

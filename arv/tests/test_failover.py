@@ -275,3 +275,17 @@ def test_a_write_refused_as_read_only_replaces_the_connection_and_runs_once_more
     assert first_pid != second_pid
     assert first_pid not in [pid for pid, _ in observer.backends()]  # closed, not back in the pool
     assert Company.objects.filter(name="Once").count() == 1
+
+
+def test_a_connection_lost_during_the_commit_is_503_and_never_run_again(start_server, transactional_db):
+    """The outcome of a commit whose connection was lost is unknown: running the request again
+    could apply it twice, so it is answered 503 with Retry-After, after one run."""
+    from companies.models import Company
+
+    server = start_server(ARV_ROOT_URLCONF="testing.urls")
+    answer = httpx.get(
+        f"{server.url}/site-test/lost-at-commit", params={"name": "In doubt"}, headers={"X-Request-ID": "in-doubt-1"}
+    )
+    assert answer.status_code == 503 and answer.headers["Retry-After"]
+    assert httpx.get(f"{server.url}/site-test/runs-of", params={"id": "in-doubt-1"}).json() == {"runs": 1}
+    assert not Company.objects.filter(name="In doubt").exists()  # this time the commit never happened
