@@ -19,8 +19,9 @@
                            run on the unit's worker in one trip, as WSGI would run them
                            on its thread.
        the outcome decides: status < 400 commits, anything else rolls back. A
-       deadlock or serialization failure runs the request once more (a fresh unit)
-       unless it acted outside the database; an unreachable database is 503 with
+       deadlock or serialization failure, or a connection whose server went away or
+       stopped accepting writes before the commit (a failover), runs the request once
+       more (a fresh unit) unless it acted outside the database; an unreachable database is 503 with
        Retry-After; anything else the error it is. A sync request that asks for work
        outside the database (outside_result) ends its run; that work runs off the
        worker and the request runs again in a fresh unit, with the result.
@@ -31,7 +32,8 @@
                            latency (arv.metrics.series); a line in the access log if on.
 
 The lifespan protocol (which Django does not speak) checks the connection budget
-at start-up (and, with metrics on, samples the pool into its gauges every second) and
+at start-up, starts the pool keeper (arv.db.readiness: opens the pool's connections
+before /api/health/ready says ready, then keeps them checked) (and, with metrics on, samples the pool into its gauges every second) and
 closes every database connection at shutdown.
 
 Invariant: in a server process, a database connection is only ever opened on a
@@ -70,6 +72,8 @@ from arv.db.errors import (
     classify,
     database_error_response,
 )
+from arv.db.failover import replace_if_lost, server_lost
+from arv.db.readiness import start_keeper
 from arv.db.transaction import (
     ClientDisconnected,
     OutsideWorkNeeded,
@@ -216,7 +220,7 @@ class Pipeline:
             if request is None:
                 return error
             unit, response = await self.run(handler, scope, body, request, client_left)
-        if classify_failure(unit) is Failure.TRANSIENT and unit.retryable:
+        if runs_again(unit):
             logger.info("%s %s: %s, running it once more", request.method, request.path, _reason(unit.failure))
             body.seek(0)
             request, error = handler.create_request(scope, body)
@@ -263,10 +267,12 @@ class Pipeline:
     async def lifespan(self, receive, send) -> None:
         sampling: asyncio.Future | None = None
         watching: asyncio.Future | None = None
+        keeper: asyncio.Future | None = None
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 await check_connection_budget()
+                keeper = start_keeper()  # opens the pool's connections, then keeps them checked
                 if replicas.enabled():
                     replicas.monitor.forget()
                     watching = asyncio.ensure_future(replicas.watch_replicas_forever())
@@ -275,6 +281,8 @@ class Pipeline:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 # In-flight requests are done (uvicorn waits for them first).
+                if keeper is not None:
+                    keeper.cancel()
                 if watching is not None:
                     watching.cancel()
                 await asyncio.to_thread(close_pool)
@@ -334,6 +342,7 @@ class SiteHandler(ASGIHandler):
             except DATABASE_ERRORS as exc:
                 unit = current_unit()
                 unit.failure = unit.failure or exc
+                replace_if_lost(exc)  # on the worker: its connection is not reused
                 if classify(exc) in (Failure.TRANSIENT, Failure.UNAVAILABLE):
                     raise UnitAborted() from exc
                 raise
@@ -384,6 +393,18 @@ def finished(scope, route: str, response: HttpResponseBase | None, seconds: floa
     if access_log.isEnabledFor(logging.INFO):
         client = scope.get("client") or ("-", 0)
         access_log.info("%s %s %s %d %.1fms", client[0], scope["method"], scope["path"], status, seconds * 1000)
+
+
+def runs_again(unit: UnitOfWork | None) -> bool:
+    """Whether a run's failure is worth one more run in a fresh unit: a deadlock or
+    serialization failure, or a connection whose server went away or stopped accepting writes
+    (a failover: the fresh unit gets a new connection) before anything was committed. Never
+    after the request acted outside the database."""
+    if unit is None or unit.failure is None or not unit.retryable:
+        return False
+    if classify(unit.failure) is Failure.TRANSIENT:
+        return True
+    return server_lost(unit.failure) and not unit.commit_started
 
 
 def classify_failure(unit: UnitOfWork | None) -> Failure | None:

@@ -18,8 +18,10 @@ directories, whatever the test did.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -27,6 +29,7 @@ import psycopg
 import pytest
 
 from testing.postgres import PG_BIN, ThrowawayCluster, _as_postgres
+from testing.servers import PROJECT_DIR
 
 # What a primary needs so that standbys can stream from it and a stopped primary can be
 # rewound onto a new timeline (pg_rewind needs wal_log_hints or data checksums).
@@ -200,18 +203,46 @@ class ReplicatedCluster:
 
     def rejoin(self, old: Server) -> None:
         """The stopped old primary comes back as a standby of the current primary: pg_rewind
-        onto the new timeline (-R writes standby.signal and primary_conninfo), else a fresh
-        base backup."""
+        onto the new timeline (-R writes standby.signal and primary_conninfo), else, if that
+        fails, a fresh base backup."""
+        # pg_rewind reads the source's timeline from its control file, which a promoted server
+        # updates at its next checkpoint (pg_rewind's documentation): make it now.
+        self.primary.query("CHECKPOINT")
         try:
             _as_postgres(
                 [str(PG_BIN / "pg_rewind"), "-D", str(old.data), "--source-server", self.primary.conninfo(), "-R"]
             )
+            old.start()
         except subprocess.CalledProcessError:
             shutil.rmtree(old.data)
             old.base_backup(self.primary)
-        old.start()
+            old.start()
         self.standbys.append(old)
         self.wait_for_streaming(old)
+
+
+def manage(database_url: str, *args: str) -> str:
+    """`manage.py <args>` on another database (its stdout)."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=PROJECT_DIR,
+        env={**os.environ, "DATABASE_URL": database_url},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout
+
+
+def migrated_database(cluster: ReplicatedCluster, name: str) -> str:
+    """ARV's database `name` on the cluster's primary, migrated and replicated to its standbys,
+    with a staff API token (returned)."""
+    cluster.create_database(name)
+    url = cluster.primary.url(name)
+    manage(url, "migrate", "--noinput")
+    token = manage(url, "create_api_token", "ops", "--staff").strip().splitlines()[-1]
+    cluster.wait_for_replay()
+    return token
 
 
 def wait_for(condition, what: str, timeout: float = WAIT_SECONDS) -> None:

@@ -18,5 +18,8 @@ urlpatterns = [
     path("site-test/outside-result", views.sync_outside_result),
     path("api/test/read-where", views.read_where),
     path("api/test/read-on-primary", views.read_on_primary),
+    path("site-test/read-only-once", views.read_only_once),
+    path("site-test/lost-at-commit", views.lost_at_commit),
+    path("site-test/runs-of", views.runs_of),
     *product_urlpatterns,
 ]

@@ -22,6 +22,7 @@ pool_pre_ping, pool_recycle and echo. Here they become Django settings:
     DATABASE_REPLICA_URLS           -> DATABASES replica_1, replica_2, ... (arv.db.replicas)
     DB_REPLICA_MAX_LAG              -> a replica further behind is skipped (seconds)
     DB_REPLICA_WAIT_MS              -> how long a read may wait for a replica to replay a position
+    DB_WARMUP_SECONDS               -> the window in which start-up opens the pool (arv.db.readiness)
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ class PoolSettings:
     idle_in_transaction_timeout_ms: int = 0
     pgbouncer: bool = False
     active_workers: int = 2
+    warmup_seconds: float = 2.0
 
     @property
     def max_connections(self) -> int:
@@ -140,6 +142,7 @@ def pool_settings_from_env() -> PoolSettings:
         echo=env_bool("DB_ECHO", False),
         pgbouncer=pgbouncer,
         active_workers=env_number("DB_ACTIVE_WORKERS", 2),
+        warmup_seconds=env_number("DB_WARMUP_SECONDS", 2.0, integer=False),
     )
 
 
@@ -157,6 +160,9 @@ LIBPQ_CHOICES = {
     "load_balance_hosts": ("disable", "random"),
     "sslmode": ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"),
 }
+# Django's PostgreSQL backend and ARV's (arv.db.postgresql: the same, with the role check).
+POSTGRES_ENGINES = ("django.db.backends.postgresql", "arv.db.postgresql")
+POSTGRES_ENGINE = "arv.db.postgresql"
 # Django's own names for what libpq calls host, port, dbname, user, password.
 DJANGO_KEYS = {"host": "HOST", "port": "PORT", "dbname": "NAME", "user": "USER", "password": "PASSWORD"}
 
@@ -176,7 +182,9 @@ def database_settings(url: str, pool: PoolSettings, *, variable: str = "DATABASE
     database["CONN_MAX_AGE"] = pool.conn_max_age
     database["CONN_HEALTH_CHECKS"] = pool.health_checks
     options = database.setdefault("OPTIONS", {})
-    if engine == "django.db.backends.postgresql":
+    if engine in POSTGRES_ENGINES:
+        # Django's backend, with a health check that also notices a server no longer primary.
+        database["ENGINE"] = POSTGRES_ENGINE
         options.setdefault("connect_timeout", pool.connect_timeout)
         options.setdefault("application_name", "arv")
         if pool.pgbouncer:
@@ -248,7 +256,7 @@ def postgres_settings(url: str, variable: str) -> dict[str, Any]:
         if name in params and params[name] not in choices:
             raise ConfigurationError(f"{variable} has {name}={params[name]!r}: use one of {', '.join(choices)}")
     database: dict[str, Any] = {
-        "ENGINE": "django.db.backends.postgresql",
+        "ENGINE": POSTGRES_ENGINE,
         "HOST": "",
         "PORT": "",
         "USER": "",
@@ -299,7 +307,7 @@ def replicas_from_env(pool: PoolSettings, primary: dict[str, Any]) -> tuple[dict
     )
     if not raw:
         return {}, settings
-    if primary["ENGINE"] != "django.db.backends.postgresql":
+    if primary["ENGINE"] not in POSTGRES_ENGINES:
         raise ConfigurationError(
             "DATABASE_REPLICA_URLS needs PostgreSQL: read replicas are PostgreSQL standbys, and DATABASE_URL names "
             "SQLite"

@@ -3,8 +3,9 @@
 One classification serves the whole pipeline (arv.pipeline), the API's error
 handlers (arv.api) and the health check:
 
-    UNAVAILABLE  the database cannot be reached, the server is shutting down, no
-                 worker became free in time, or a statement outran DB_STATEMENT_TIMEOUT
+    UNAVAILABLE  the database cannot be reached, the server is shutting down or no
+                 longer accepts writes (a failover: arv.db.failover), no worker became
+                 free in time, or a statement outran DB_STATEMENT_TIMEOUT
                                                  -> 503 with Retry-After
     TRANSIENT    deadlock or serialization failure: the same unit of work may
                  succeed if run again            -> retried once where safe, else 409
@@ -21,6 +22,7 @@ import logging
 from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError
 from django.http import HttpResponse, JsonResponse
 
+from arv.db.failover import READ_ONLY_SQLSTATE
 from arv.db.workers import PoolClosed, PoolTimeout
 from arv.metrics.series import UNAVAILABLE
 
@@ -37,7 +39,8 @@ TRANSIENT_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_dete
 # Class 08 (connection exception), 57P01-57P03 (admin/crash shutdown, cannot connect now),
 # 53300 (too many connections), 57014 (query_canceled: DB_STATEMENT_TIMEOUT ran out; the
 # database did not answer in time, which a client may retry, rather than a fault).
-UNAVAILABLE_SQLSTATES = {"57P01", "57P02", "57P03", "53300", "57014"}
+# 25006 (read_only_sql_transaction): the server is a standby now, or fenced, during a failover.
+UNAVAILABLE_SQLSTATES = {"57P01", "57P02", "57P03", "53300", "57014", READ_ONLY_SQLSTATE}
 
 
 class Failure(enum.Enum):
@@ -72,6 +75,7 @@ def classify(exc: BaseException) -> Failure:
 
 # Why the database is unavailable: the metrics' cause label, and what a client is told.
 UNAVAILABLE_CAUSES = {
+    "no_primary": "no server accepts writes now (a failover)",
     "pool_timeout": "all connections are busy",
     "shutting_down": "the server is shutting down",
     "statement_timeout": "the query took too long",
@@ -86,6 +90,8 @@ def unavailable_cause(exc: BaseException) -> str:
         return "shutting_down"
     if sqlstate(exc) == "57014":
         return "statement_timeout"
+    if sqlstate(exc) == READ_ONLY_SQLSTATE or "read-only" in str(exc):  # libpq: "session is read-only"
+        return "no_primary"
     return "unreachable"
 
 

@@ -277,10 +277,16 @@ def position_after_commit() -> int | None:
     if not getattr(worker_state, "wrote", False) or not enabled() or worker_database() != DEFAULT_DB_ALIAS:
         return None
     worker_state.wrote = False
-    with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
-        # The insert position is at or past the end of the commit record just written.
-        cursor.execute("SELECT pg_current_wal_insert_lsn()::text")
-        (text,) = cursor.fetchone()
+    try:
+        with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+            # The insert position is at or past the end of the commit record just written.
+            cursor.execute("SELECT pg_current_wal_insert_lsn()::text")
+            (text,) = cursor.fetchone()
+    except DatabaseError as exc:
+        # Committed, but the connection failed right after: the answer stands (a 503 would
+        # tell the client its write failed), without a position.
+        logger.warning("no read-after position for a committed write: %s", type(exc.__cause__ or exc).__name__)
+        return None
     return lsn_value(text)
 
 

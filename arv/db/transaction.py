@@ -55,6 +55,7 @@ from pydantic import TypeAdapter
 
 from arv.db import replicas
 from arv.db.errors import DATABASE_ERRORS
+from arv.db.failover import note_connection_state, replace_if_lost
 from arv.db.workers import DatabaseWorker, DatabaseWorkerPool, worker_database, worker_state
 from arv.metrics.series import DATABASE_SECONDS, RECONNECTS, WORKER_WAIT_SECONDS
 
@@ -120,6 +121,8 @@ class UnitOfWork:
         # asked for next (OutsideWorkNeeded).
         self.outside_done = outside_done
         self.outside_needed: OutsideCall | None = None
+        # True once its commit was sent: a failure from then on leaves its outcome unknown.
+        self.commit_started = False
         # Seconds its trips ran on the worker (the metrics' time in the database).
         self.database_seconds = 0.0
         self._client_left = client_left
@@ -394,12 +397,15 @@ def _step(unit: UnitOfWork, fn: Callable[[], T], begin: bool, end: bool, commit:
             if end:
                 _end(commit=False)
             raise
-        if end and _end(commit=commit(result)):
-            unit.read_after = replicas.position_after_commit() or unit.read_after
+        if end:
+            unit.commit_started = commit(result)
+            if _end(commit=unit.commit_started):
+                unit.read_after = replicas.position_after_commit() or unit.read_after
         return result
     except DATABASE_ERRORS as exc:
         if unit.failure is None:
             unit.failure = exc
+        replace_if_lost(exc, worker_database())  # a connection to a server gone or no longer primary is not reused
         raise
     finally:
         unit.database_seconds += time.perf_counter() - started
@@ -438,3 +444,4 @@ def _end(commit: bool) -> bool:
         replicas.transaction_ended()
         for conn in connections.all(initialized_only=True):
             conn.close_if_unusable_or_obsolete()
+        note_connection_state(worker_database())  # what readiness counts (arv.db.readiness)

@@ -118,6 +118,8 @@ class DatabaseWorker:
         self.jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.busy_since: float | None = None
         self.idle_since = time.monotonic()
+        # host:port of the writable server its connection reaches, as last seen (arv.db.failover).
+        self.writable_server: str | None = None
         name = f"arv-db-{number}" if pool.alias == DEFAULT_DB_ALIAS else f"arv-db-{pool.alias}-{number}"
         self.thread = threading.Thread(target=self._serve, name=name, daemon=True)
         self.thread.start()
@@ -185,6 +187,8 @@ class PoolStatus:
     jobs_running: int
     jobs_waiting_turn: int
     units: int = 0
+    # Workers whose connection reaches a writable primary (as last seen): readiness wants DB_POOL_SIZE.
+    ready_connections: int = 0
 
 
 class DatabaseWorkerPool:
@@ -278,6 +282,30 @@ class DatabaseWorkerPool:
         if len(self._workers) < self.config.max_connections:
             return self._spawn()
         return None
+
+    # -- for the pool keeper (arv.db.readiness): warm-up and connection checks -----------
+
+    def lease_unopened(self) -> DatabaseWorker | None:
+        """A new worker while the pool has fewer than DB_POOL_SIZE, else None (never waits)."""
+        with self._lock:
+            if self._closed or len(self._workers) >= self.config.size:
+                return None
+            return self._spawn()
+
+    def lease_idle(self) -> DatabaseWorker | None:
+        """The idle worker unused the longest, else None (never spawns, never waits)."""
+        with self._lock:
+            if self._closed or not self._idle:
+                return None
+            worker = self._idle.popleft()
+            worker.busy_since = time.monotonic()
+            return worker
+
+    def forget_servers(self) -> None:
+        """A connection lost its server: no other connection counts as ready until checked again."""
+        with self._lock:
+            for worker in self._workers:
+                worker.writable_server = None
 
     def release(self, worker: DatabaseWorker) -> None:
         """Give a leased worker back (its unit of work is finished)."""
@@ -377,6 +405,7 @@ class DatabaseWorkerPool:
                 jobs_running=self._running,
                 jobs_waiting_turn=len(self._turns),
                 units=self.units,
+                ready_connections=sum(1 for w in self._workers if w.writable_server is not None),
             )
 
 

@@ -13,14 +13,16 @@ import asyncio
 import hmac
 import os
 
+from django.db import DEFAULT_DB_ALIAS
 from django.http import HttpResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from arv.db import replicas
+from arv.db.failover import primary_watch
 from arv.db.workers import all_pools
 from arv.metrics.directory import ENV, dead_process_ids
-from arv.metrics.series import sample_pool, sample_role
+from arv.metrics.series import sample_database, sample_pool, sample_replica
 
 PATH = "/metrics"
 # How often each process copies its pool's figures into its gauges.
@@ -64,13 +66,15 @@ async def sample_pool_forever() -> None:
 
 
 def sample_pools() -> None:
-    """Each database's pool, and its role: the primary, or a replica in use or skipped."""
+    """Each database's pool and role: the primary's (arv.db.failover), each replica's (arv.db.replicas)."""
     for pool in all_pools():
-        sample_pool(pool.status())
-    sample_role("default", "primary")
+        status = pool.status()
+        sample_pool(status)
+        if pool.alias == DEFAULT_DB_ALIAS:
+            sample_database(pool.alias, status.ready_connections, primary_watch(pool.alias))
     if replicas.enabled():
         for state in replicas.monitor.states():
-            sample_role(state.database, "standby" if state.available else "skipped", state.lag)
+            sample_replica(state.database, bool(state.available), state.lag)
 
 
 def process_stopped() -> None:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import Counter, Gauge, Histogram
 
 if TYPE_CHECKING:
+    from arv.db.failover import PrimaryWatch
     from arv.db.workers import PoolStatus
 
 # Seconds; a request that took longer than the last bound is counted in +Inf only.
@@ -43,18 +44,29 @@ POOL_WAITING = Gauge(
     "arv_db_pool_waiting", "Requests waiting for a database worker now", ["database"], multiprocess_mode="liveall"
 )
 UNITS = Counter("arv_db_units", "Requests' units of work served, by database (the primary or a replica)", ["database"])
-DATABASE_ROLE = Gauge(
-    "arv_db_role",
-    "Each database's role (1 for the role it has): primary, standby (a replica reads may use), or skipped",
-    ["database", "role"],
-    multiprocess_mode="liveall",
-)
 REPLICA_LAG = Gauge(
     "arv_db_replica_lag_seconds",
     "How far behind the primary each replica's replay is (its monitor's last look)",
     ["database"],
     multiprocess_mode="liveall",
 )
+
+# Per database (label database: a DATABASES alias), per process like the pool gauges.
+DATABASE_ROLE = Gauge(
+    "arv_db_role",
+    "1 for the role of the server each database's connections reach now: primary, or none (no server "
+    "accepting writes reached); a replica: standby (reads use it), or skipped (lagging, down, not a standby)",
+    ["database", "role"],
+    multiprocess_mode="liveall",
+)
+POOL_READY_CONNECTIONS = Gauge(
+    "arv_db_pool_ready_connections",
+    "Connections of each database's pool that reach a server of its role (readiness wants DB_POOL_SIZE)",
+    ["database"],
+    multiprocess_mode="liveall",
+)
+FAILOVERS = Counter("arv_db_failovers", "Times each database's connections moved to another primary", ["database"])
+DATABASE_ROLES = ("primary", "none", "standby", "skipped")
 
 POOL_TIMEOUTS = Counter("arv_db_pool_timeouts", "Requests that got no database worker within DB_POOL_TIMEOUT")
 CONNECTIONS_OPENED = Counter("arv_db_connections_opened", "Database connections opened by the workers")
@@ -105,10 +117,10 @@ def observe_request(method: str, route: str, status: int, seconds: float) -> Non
 
 # Units each database's pool had served at the last sample (the counter takes the difference).
 _units_counted: dict[str, int] = {}
-ROLES = ("primary", "standby", "skipped")
 
 
 def sample_pool(status: PoolStatus) -> None:
+    """One database's pool (the primary's, or a replica's)."""
     database = status.database
     POOL_BOUND.labels(database).set(status.max_connections)
     POOL_WORKERS.labels(database).set(status.workers)
@@ -120,8 +132,27 @@ def sample_pool(status: PoolStatus) -> None:
     _units_counted[database] = status.units
 
 
-def sample_role(database: str, role: str, lag: float | None = None) -> None:
-    for each in ROLES:
-        DATABASE_ROLE.labels(database, each).set(1 if each == role else 0)
+def sample_role(database: str, role: str) -> None:
+    for name in DATABASE_ROLES:
+        DATABASE_ROLE.labels(database, name).set(1 if name == role else 0)
+
+
+def sample_replica(database: str, in_use: bool, lag: float | None) -> None:
+    """A read replica: standby (reads use it) or skipped, and its replay lag (arv.db.replicas)."""
+    sample_role(database, "standby" if in_use else "skipped")
     if lag is not None:
         REPLICA_LAG.labels(database).set(lag)
+
+
+# Failovers already counted, per database (the watch keeps the total; a counter only goes up).
+_failovers_counted: dict[str, int] = {}
+
+
+def sample_database(alias: str, ready_connections: int, watch: PrimaryWatch) -> None:
+    """One database's role, its pool's ready connections and its failovers (arv.db.failover)."""
+    sample_role(alias, "primary" if ready_connections and watch.refused_since is None else "none")
+    POOL_READY_CONNECTIONS.labels(alias).set(ready_connections)
+    new = watch.failovers - _failovers_counted.get(alias, 0)
+    if new > 0:
+        FAILOVERS.labels(alias).inc(new)
+        _failovers_counted[alias] = watch.failovers

@@ -79,7 +79,7 @@ def test_postgres_url_maps_to_django_settings(monkeypatch, tmp_path):
     monkeypatch.delenv("DB_PGBOUNCER", raising=False)  # set in the PgBouncer pass
     db = database_from_env(tmp_path / "x.sqlite3", pool_settings_from_env())
     assert (db["ENGINE"], db["HOST"], db["PORT"], db["NAME"], db["USER"]) == (
-        "django.db.backends.postgresql",
+        "arv.db.postgresql",  # Django's, with the role check in its health check (arv.db.postgresql)
         "db.example",
         6543,
         "arv",
