@@ -4,6 +4,7 @@ DATABASE_REPLICA_URLS = the standby. Run with -s to see the figures."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -78,15 +79,22 @@ def arv(replicated_cluster, start_server) -> ReplicatedArv:
     return ReplicatedArv(replicated_cluster, start_server)
 
 
+def scrape(server: UvicornProcess) -> list:
+    """Every sample of the server's /metrics."""
+    text = httpx.get(f"{server.url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}).text
+    return [sample for family in text_string_to_metric_families(text) for sample in family.samples]
+
+
+def metric(samples: list, name: str, **labels: str) -> float:
+    return sum(s.value for s in samples if s.name == name and labels.items() <= s.labels.items())
+
+
 def units_by_database(server: UvicornProcess) -> dict[str, float]:
     """arv_db_units_total per database, from the server's /metrics."""
-    text = httpx.get(f"{server.url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}).text
     units: Counter[str] = Counter()
-    for family in text_string_to_metric_families(text):
-        if family.name == "arv_db_units":
-            for sample in family.samples:
-                if sample.name == "arv_db_units_total":
-                    units[sample.labels["database"]] += sample.value
+    for sample in scrape(server):
+        if sample.name == "arv_db_units_total":
+            units[sample.labels["database"]] += sample.value
     return dict(units)
 
 
@@ -210,6 +218,26 @@ def test_most_reads_are_served_by_the_replica(arv):
     assert statuses == {200: 600}
     assert share >= 0.7
     assert commits_after - commits_before >= on_replica  # the standby did serve them
+
+
+def test_metrics_and_dbstatus_show_each_database(arv):
+    server = arv.start()
+    assert arv.client(server).get("/api/companies").status_code == 200
+    samples = scrape(server)
+    assert metric(samples, "arv_db_role", database="default", role="primary") == 1
+    assert metric(samples, "arv_db_role", database="replica_1", role="standby") == 1
+    assert metric(samples, "arv_db_role", database="replica_1", role="skipped") == 0
+    assert 0 <= metric(samples, "arv_db_replica_lag_seconds", database="replica_1") < 5
+    for database in ("default", "replica_1"):
+        assert metric(samples, "arv_db_pool_bound", database=database) == 6  # testing.env: 4 + 2 each
+        assert metric(samples, "arv_db_pool_workers", database=database) >= 1
+
+    status = json.loads(manage(arv.primary_url, "dbstatus", "--json", DATABASE_REPLICA_URLS=arv.standby_url))
+    assert status["databases"] == ["default", "replica_1"]
+    replica = status["replicas"]["replica_1"]
+    assert replica["reachable"] and replica["in_recovery"] is True and replica["connections"] >= 1
+    text = manage(arv.primary_url, "dbstatus", DATABASE_REPLICA_URLS=arv.standby_url)
+    assert "replica replica_1: standby, replayed to " in text
 
 
 def test_no_read_fails_when_the_replica_stops_mid_load(arv):
