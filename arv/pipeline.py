@@ -71,7 +71,7 @@ from arv.db.errors import (
     classify,
     database_error_response,
 )
-from arv.db.failover import replace_if_lost, server_lost
+from arv.db.failover import replace_if_lost
 from arv.db.readiness import start_keeper
 from arv.db.transaction import (
     ClientDisconnected,
@@ -318,7 +318,8 @@ class SiteHandler(ASGIHandler):
             except DATABASE_ERRORS as exc:
                 unit = current_unit()
                 unit.failure = unit.failure or exc
-                replace_if_lost(exc)  # on the worker: its connection is not reused
+                if replace_if_lost(exc):  # on the worker: its connection is never reused
+                    unit.connection_lost = True
                 if classify(exc) in (Failure.TRANSIENT, Failure.UNAVAILABLE):
                     raise UnitAborted() from exc
                 raise
@@ -367,14 +368,14 @@ def finished(scope, route: str, response: HttpResponseBase | None, seconds: floa
 
 def runs_again(unit: UnitOfWork | None) -> bool:
     """Whether a run's failure is worth one more run in a fresh unit: a deadlock or
-    serialization failure, or a connection whose server went away or stopped accepting writes
-    (a failover: the fresh unit gets a new connection) before anything was committed. Never
-    after the request acted outside the database."""
+    serialization failure, or an open connection whose server went away or stopped accepting
+    writes (a failover: the fresh unit gets a new connection) before the commit was sent.
+    Never after the request acted outside the database."""
     if unit is None or unit.failure is None or not unit.retryable:
         return False
     if classify(unit.failure) is Failure.TRANSIENT:
         return True
-    return server_lost(unit.failure) and not unit.commit_started
+    return unit.connection_lost and not unit.commit_started
 
 
 def classify_failure(unit: UnitOfWork | None) -> Failure | None:

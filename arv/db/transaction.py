@@ -115,6 +115,8 @@ class UnitOfWork:
         self.outside_needed: OutsideCall | None = None
         # True once its commit was sent: a failure from then on leaves its outcome unknown.
         self.commit_started = False
+        # True if a trip's connection lost its server (arv.db.failover): a fresh unit may succeed.
+        self.connection_lost = False
         # Seconds its trips ran on the worker (the metrics' time in the database).
         self.database_seconds = 0.0
         self._client_left = client_left
@@ -393,7 +395,8 @@ def _step(unit: UnitOfWork, fn: Callable[[], T], begin: bool, end: bool, commit:
     except DATABASE_ERRORS as exc:
         if unit.failure is None:
             unit.failure = exc
-        replace_if_lost(exc)  # a connection to a server gone or no longer primary is not reused
+        if replace_if_lost(exc):  # its server is gone or no longer primary: never reused
+            unit.connection_lost = True
         raise
     finally:
         unit.database_seconds += time.perf_counter() - started
