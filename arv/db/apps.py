@@ -23,6 +23,7 @@ class DatabaseConfig(AppConfig):
         connection_created.connect(note_new_connection, dispatch_uid="arv.db.failover")
         checks.register(internals.check_internals)
         checks.register(database_checks.check_database_settings, deploy=True)
+        checks.register(database_checks.check_renamed_variables)
         checks.register(database_checks.check_connection_budget, checks.Tags.database, deploy=True)
         checks.register(database_checks.check_pgbouncer, checks.Tags.database, deploy=True)
         checks.register(web_checks.check_static_files_collected, checks.Tags.staticfiles, deploy=True)
