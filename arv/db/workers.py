@@ -283,8 +283,7 @@ class DatabaseWorkerPool:
         with self._lock:
             if self._closed or not self._idle:
                 return None
-            worker = self._idle.popleft()
-            return worker
+            return self._idle.popleft()
 
     def forget_servers(self) -> None:
         """A connection lost its server: no other connection counts as ready until checked again."""
