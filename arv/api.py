@@ -8,8 +8,8 @@ from typing import Any
 import orjson
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.db import DataError, IntegrityError, connection
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.db import DataError, connection
+from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError
 from ninja.parser import Parser
@@ -17,10 +17,11 @@ from ninja.renderers import BaseRenderer
 from ninja.responses import NinjaJSONEncoder
 
 from arv.auth.callers import BearerToken, api_auth
-from arv.db.errors import DATABASE_ERRORS, RETRY_AFTER_SECONDS, database_error_response, unavailable
+from arv.db.errors import DATABASE_ERRORS
 from arv.db.readiness import readiness
 from arv.db.transaction import run_db
 from arv.db.workers import get_pool
+from arv.web import error_answers
 from arv.web.errors import Conflict, InvalidInput
 from arv.web.schemas import answers
 from companies.api import router as companies_router
@@ -75,47 +76,39 @@ api.add_router("/companies", folders_router)
 api.add_router("/storage", connections_router)
 
 
-def _detail(request: HttpRequest, status: int, detail: Any) -> HttpResponse:
-    return api.create_response(request, {"detail": detail}, status=status)
+# Each error a view or service raises, as API.md's answer (built in arv.web.error_answers).
 
 
 @api.exception_handler(AuthenticationError)
 def unauthenticated(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
-    response = _detail(request, 401, "Authentication credentials were missing or invalid.")
-    response["WWW-Authenticate"] = "Bearer"
-    return response
+    return error_answers.unauthenticated()
 
 
 @api.exception_handler(PermissionDenied)
 def forbidden(request: HttpRequest, exc: PermissionDenied) -> HttpResponse:
-    return _detail(request, 403, str(exc) or "You may not do this.")
+    return error_answers.error(403, str(exc) or error_answers.FORBIDDEN)
 
 
 @api.exception_handler(Conflict)
 def conflict(request: HttpRequest, exc: Conflict) -> HttpResponse:
-    return _detail(request, 409, str(exc))
-
-
-@api.exception_handler(IntegrityError)
-def integrity_conflict(request: HttpRequest, exc: IntegrityError) -> HttpResponse:
-    # Uniqueness and "still in use" are enforced by the database's constraints.
-    return _detail(request, 409, "Conflict: a unique value is already taken or the object is still in use.")
+    return error_answers.error(409, str(exc))
 
 
 @api.exception_handler(DataError)
 def data_error(request: HttpRequest, exc: DataError) -> HttpResponse:
     # A value the database cannot store (schemas catch what they can; this is the backstop).
-    return _detail(request, 422, [{"loc": ["body"], "msg": "A value cannot be stored.", "type": "value_error"}])
+    return error_answers.error(422, [{"loc": ["body"], "msg": error_answers.UNSTORABLE, "type": "value_error"}])
 
 
 @api.exception_handler(InvalidInput)
 def invalid_input(request: HttpRequest, exc: InvalidInput) -> HttpResponse:
-    return _detail(request, 422, exc.as_detail())
+    return error_answers.error(422, exc.as_detail())
 
 
-# 503 for an unreachable database, 409 for a deadlock the pipeline did not run again, else 500.
+# A constraint the database enforced (unique, protected foreign key) is 409, an unreachable
+# database 503, a deadlock the pipeline did not run again 409, anything else 500.
 for database_error in DATABASE_ERRORS:
-    api.add_exception_handler(database_error, lambda request, exc: database_error_response(exc))
+    api.add_exception_handler(database_error, lambda request, exc: error_answers.database_error(exc))
 
 
 REFERENCE = settings.BASE_DIR / "docs" / "API.md"
@@ -144,9 +137,7 @@ async def health(request: HttpRequest, verbose: bool = False):
     try:
         await run_db(_ping)
     except DATABASE_ERRORS as exc:
-        response = JsonResponse({"status": "unavailable", "database": unavailable(exc)}, status=503)
-        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        return response
+        return error_answers.health_unavailable(exc)
     body: dict[str, Any] = {"status": "ok", "database": "ok"}
     if verbose:
         header = request.headers.get("Authorization", "")
@@ -177,8 +168,4 @@ async def health_ready(request: HttpRequest):
         "connections": state.connections,
         "pool_size": state.wanted,
     }
-    if state.ready:
-        return body
-    response = JsonResponse(body, status=503)
-    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
-    return response
+    return body if state.ready else error_answers.not_ready(body)

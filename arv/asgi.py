@@ -20,6 +20,7 @@ if settings.METRICS_TOKEN:  # reading a setting loads the settings (and the .env
     use_server_dir()
 django.setup(set_prefix=False)
 
-from arv.pipeline import Pipeline  # noqa: E402  (needs Django set up)
+from arv.pipeline import Pipeline, spare_django_request_upkeep  # noqa: E402  (needs Django set up)
 
+spare_django_request_upkeep()  # done by each unit of work on its worker instead (see there)
 application = Pipeline()

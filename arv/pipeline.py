@@ -13,28 +13,31 @@
                            worker, one transaction. A client that leaves while
                            the request waits for a worker is not run.
          /api/...          ApiHandler: API_MIDDLEWARE (async-only) and the async view
-                           on the event loop; `run_db`/`finish_db` and Django's async
+                           on the event loop; `run_db`/`run_db_last` and Django's async
                            ORM run on the unit's worker. No thread of its own.
-         everything else   SiteHandler: Django's sync MIDDLEWARE and view (the admin)
-                           run on the unit's worker in one trip, as WSGI would run them
-                           on its thread.
+         everything else   SiteHandler: a sync view (the admin's pages) runs with
+                           Django's sync MIDDLEWARE on the unit's worker in one trip, as
+                           WSGI would run it on its thread; an async view (the admin's
+                           storage check) runs on the event loop with Django's async
+                           stack, holding the worker only for its database calls.
        the outcome decides: status < 400 commits, anything else rolls back. A
-       deadlock or serialization failure, or a connection whose server went away or
-       stopped accepting writes before the commit (a failover), runs the request once
-       more (a fresh unit) unless it acted outside the database; an unreachable database is 503 with
-       Retry-After; anything else the error it is. A sync request that asks for work
-       outside the database (outside_result) ends its run; that work runs off the
-       worker and the request runs again in a fresh unit, with the result.
+       deadlock or serialization failure, or an open connection whose server went away
+       or stopped accepting writes before the commit was sent (a failover), runs the
+       request once more (a fresh unit) unless it acted outside the database; an
+       unreachable database is 503 with Retry-After; anything else the error it is.
+       Every error answer is built by arv.web.error_answers.
     5. /api/ answers JSON  an error page Django made (400, 404, 500, ...) becomes
                            {"detail": ...}; the API never answers HTML.
     6. send, close         response.close() sends request_finished.
-       counted             requests by method, route (URL pattern) and status, and their
-                           latency (arv.metrics.series); a line in the access log if on.
+       counted             requests by method, route (URL pattern) and status, their
+                           latency and their units' database time (arv.metrics.series);
+                           a line in the access log if on.
 
 The lifespan protocol (which Django does not speak) checks the connection budget
 at start-up, starts the pool keeper (arv.db.readiness: opens the pool's connections
-before /api/health/ready says ready, then keeps them checked) (and, with metrics on, samples the pool into its gauges every second) and
-closes every database connection at shutdown.
+before /api/health/ready says ready, then keeps them checked) and, with metrics on,
+samples the pool's figures and counts into its series every second; it closes every
+database connection at shutdown.
 
 Invariant: in a server process, a database connection is only ever opened on a
 database worker (guard_connections), so the bound DB_POOL_SIZE + DB_MAX_OVERFLOW
@@ -58,33 +61,23 @@ from django.core.handlers.asgi import ASGIHandler, ASGIRequest, get_script_prefi
 from django.core.handlers.exception import convert_exception_to_response
 from django.db import close_old_connections, reset_queries
 from django.db.backends.signals import connection_created
-from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseNotFound, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.urls import Resolver404, resolve, set_script_prefix
 from django.utils.module_loading import import_string
 from servestatic.middleware import ServeStaticMiddleware
 
 from arv.auth.slowdown import login_delay
 from arv.db import read_after, replicas
-from arv.db.checks import connection_budget
-from arv.db.errors import (
-    DATABASE_ERRORS,
-    Failure,
-    classify,
-    database_error_response,
-)
-from arv.db.failover import replace_if_lost, server_lost
+from arv.db.checks import check_renamed_variables, connection_budget
+from arv.db.errors import DATABASE_ERRORS, Failure, classify
+from arv.db.failover import replace_if_lost
 from arv.db.readiness import start_keeper
-from arv.db.transaction import (
-    ClientDisconnected,
-    OutsideWorkNeeded,
-    UnitOfWork,
-    current_unit,
-    run_outside_call,
-)
+from arv.db.transaction import ClientDisconnected, UnitOfWork, current_unit
 from arv.db.workers import close_pool, get_pool, in_database_worker
 from arv.logs import request_id, request_id_from
 from arv.metrics import endpoint as metrics
-from arv.metrics.series import observe_request
+from arv.metrics.series import observe_request, observe_unit
+from arv.web import error_answers
 from arv.web.static import static_files_middleware
 
 logger = logging.getLogger("arv")
@@ -96,18 +89,9 @@ UNMATCHED_ROUTE, STATIC_ROUTE = "<unmatched>", "<static>"
 # The status counted for a request whose client left before it was answered (as nginx logs it).
 CLIENT_LEFT = 499
 
-# How many times one sync request may ask for work outside the database (outside_result).
-MAX_OUTSIDE_CALLS = 3
-
 
 class BodyTooLarge(Exception):
     pass
-
-
-class UnitAborted(BaseException):
-    """A sync view's database failure that the pipeline, not Django's 500 page, answers
-    (a deadlock to run again, an unreachable database). A BaseException, so that
-    Django's exception-to-response conversion lets it through."""
 
 
 class ConnectionOutsideWorker(RuntimeError):
@@ -128,13 +112,6 @@ class Pipeline:
         self.metrics_token: str = settings.METRICS_TOKEN
         if guard_connections:
             connection_created.connect(refuse_connections_outside_workers, dispatch_uid="arv.pipeline.guard")
-            # Django's per-request upkeep acts on the calling thread's connections, and the
-            # signals are sent on the event loop, which (guarded) has none: the units of work
-            # do that upkeep on their worker. Sparing the two receivers saves ~8% of the loop's
-            # time per API request (bench/).
-            for signal in (signals.request_started, signals.request_finished):
-                signal.disconnect(close_old_connections)
-            signals.request_started.disconnect(reset_queries)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http":
@@ -166,7 +143,7 @@ class Pipeline:
             except RequestAborted:
                 return
             except BodyTooLarge:
-                response = too_large(self.max_body, is_api)
+                response = error_answers.too_large(self.max_body, api=is_api)
                 await self.send_response(handler, response, send)
                 return
             try:
@@ -183,7 +160,7 @@ class Pipeline:
                         return  # the client left before it was served
                 # 5. The API answers JSON only.
                 if is_api:
-                    response = as_json(response, request)
+                    response = error_answers.as_api_error(response, request)
                 # 6. Send, close.
                 await self.send_response(handler, response, send)
             finally:
@@ -209,9 +186,9 @@ class Pipeline:
         try:
             position = read_after.requested_position(request) if is_api and replicas.enabled() else None
         except read_after.BadPosition as exc:
-            return JsonResponse({"detail": str(exc)}, status=400)
+            return error_answers.error(400, str(exc))
         route = replicas.route_for(request, is_api, position)
-        unit, response = await self.run(handler, scope, body, request, client_left, route)
+        unit, response = await run_unit(handler, request, client_left, route)
         if unit is not None and route.on_replica and replicas.rerun_on_primary(request, route, unit):
             # The replica could not serve it (behind, gone, or the request needs the primary):
             # on the primary, where it may read and write (nothing of it was written anywhere).
@@ -219,41 +196,23 @@ class Pipeline:
             request, error = handler.create_request(scope, body)
             if request is None:
                 return error
-            unit, response = await self.run(handler, scope, body, request, client_left)
+            unit, response = await run_unit(handler, request, client_left)
         if runs_again(unit):
             logger.info("%s %s: %s, running it once more", request.method, request.path, _reason(unit.failure))
             body.seek(0)
             request, error = handler.create_request(scope, body)
             if request is None:
                 return error
-            unit, response = await self.run(handler, scope, body, request, client_left)
+            unit, response = await run_unit(handler, request, client_left)
         if unit is None:
             return None
         failure = classify_failure(unit)
         if response is None or (failure not in (None, Failure.FAULT) and response.status_code == 500):
             # Nothing answered, or Django's 500 page for what is an outage or a conflict.
-            response = database_error_response(unit.failure, as_json=handler is self.api)
+            response = error_answers.database_error(unit.failure, api=handler is self.api)
         if unit.read_after is not None:  # it committed a write: where a replica shows it
             read_after.give_position(response, request, unit.read_after, browser=not is_api)
         return response
-
-    async def run(
-        self, handler, scope, body, request, client_left, route: replicas.Route = replicas.PRIMARY
-    ) -> tuple[UnitOfWork | None, HttpResponseBase | None]:
-        """run_unit(); while the run asks for work outside the database (OutsideWorkNeeded),
-        that work on a thread of its own, no worker held, then the request again with it."""
-        done = ()
-        unit, response = await run_unit(handler, request, client_left, route=route)
-        while unit is not None and unit.outside_needed is not None:
-            if len(done) == MAX_OUTSIDE_CALLS:
-                return unit, HttpResponse("The request kept asking for work outside the database.", status=409)
-            done = (*done, await run_outside_call(unit.outside_needed))
-            body.seek(0)
-            request, error = handler.create_request(scope, body)
-            if request is None:
-                return unit, error
-            unit, response = await run_unit(handler, request, client_left, done, route)
-        return unit, response
 
     async def serve_static(self, scope, send) -> HttpResponseBase:
         if self._static is None:
@@ -316,12 +275,22 @@ class ApiHandler(ASGIHandler):
 
 
 class SiteHandler(ASGIHandler):
-    """Everything but /api/ (the admin): Django's sync MIDDLEWARE and view, in one trip to the worker."""
+    """Everything but /api/ (the admin). A sync view: Django's MIDDLEWARE and the view in one
+    trip to the worker. An async view (a coroutine function, such as the admin's storage
+    check): Django's async stack on the event loop, as the API's views run; each sync
+    middleware hook and database call is a trip to the unit's worker, and the view may
+    give the worker back meanwhile (run_outside_db)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.async_stack = AsyncSiteStack()
 
     def load_middleware(self, is_async: bool = False) -> None:
         super().load_middleware(is_async=False)
 
-    async def respond(self, request: HttpRequest, unit: UnitOfWork) -> HttpResponseBase:
+    async def respond(self, request: HttpRequest, unit: UnitOfWork) -> HttpResponseBase | None:
+        if serves_async_view(request):
+            return await unit.serve(functools.partial(self.async_stack.get_response_async, request))
         return await unit.serve_sync(functools.partial(self.get_response_on_worker, request))
 
     def get_response_on_worker(self, request: HttpRequest) -> HttpResponseBase:
@@ -330,7 +299,8 @@ class SiteHandler(ASGIHandler):
 
     def make_view_atomic(self, view):
         """Where Django applies ATOMIC_REQUESTS: the request already is one transaction; a
-        database failure the pipeline answers better than a 500 page escapes Django's."""
+        database failure is noted on the unit, and one the pipeline answers better than a
+        500 page (an outage, a deadlock it may run again) is answered so at once."""
         view = super().make_view_atomic(view)
         if iscoroutinefunction(view):
             return view
@@ -342,22 +312,34 @@ class SiteHandler(ASGIHandler):
             except DATABASE_ERRORS as exc:
                 unit = current_unit()
                 unit.failure = unit.failure or exc
-                replace_if_lost(exc)  # on the worker: its connection is not reused
+                if replace_if_lost(exc):  # on the worker: its connection is never reused
+                    unit.connection_lost = True
                 if classify(exc) in (Failure.TRANSIENT, Failure.UNAVAILABLE):
-                    raise UnitAborted() from exc
+                    return error_answers.database_error(exc, api=False)
                 raise
 
         return noting_failures
 
 
+class AsyncSiteStack(ASGIHandler):
+    """settings.MIDDLEWARE as Django's async stack, for the site's async views. Every
+    middleware must be async-capable: a sync-only one would block the unit's worker in
+    async_to_sync while the rest of the stack waits for that same worker."""
+
+    def load_middleware(self, is_async: bool = True) -> None:
+        for path in settings.MIDDLEWARE:
+            if not getattr(import_string(path), "async_capable", False):
+                raise TypeError(f"{path}: MIDDLEWARE must be async-capable (the admin has async views)")
+        super().load_middleware(is_async=True)
+
+
 async def run_unit(
-    handler, request, client_left, outside_done=(), route: replicas.Route = replicas.PRIMARY
+    handler, request, client_left, route: replicas.Route = replicas.PRIMARY
 ) -> tuple[UnitOfWork | None, HttpResponseBase | None]:
     """One run of the request in a fresh unit of work on route's database: (unit, response or
     None if nothing answered); (None, None) if its client left while it waited for a worker. A
-    run that asked for work outside the database names it in unit.outside_needed; one on a
-    replica that needs the primary, in unit.needs_primary."""
-    unit = UnitOfWork(get_pool(route.database), client_left=client_left, outside_done=outside_done, route=route)
+    run on a replica that needs the primary names why in unit.needs_primary."""
+    unit = UnitOfWork(get_pool(route.database), client_left=client_left, route=route)
     try:
         return unit, await handler.respond(request, unit)
     except ClientDisconnected:
@@ -365,14 +347,19 @@ async def run_unit(
     except replicas.NeedsPrimary as needs:
         unit.needs_primary = needs
         return unit, None
-    except OutsideWorkNeeded as needed:
-        unit.outside_needed = needed.call
-        return unit, None
-    except UnitAborted:
-        return unit, None
     except DATABASE_ERRORS as exc:  # leasing or beginning failed: nothing ran
         unit.failure = unit.failure or exc
         return unit, None
+    finally:
+        observe_unit(unit)
+
+
+def serves_async_view(request: HttpRequest) -> bool:
+    """Whether the URL names an async view (the pipeline then serves it on the event loop)."""
+    try:
+        return iscoroutinefunction(resolve(request.path_info).func)
+    except Resolver404:
+        return False
 
 
 def route_of(request: HttpRequest | None, path: str) -> str:
@@ -397,14 +384,14 @@ def finished(scope, route: str, response: HttpResponseBase | None, seconds: floa
 
 def runs_again(unit: UnitOfWork | None) -> bool:
     """Whether a run's failure is worth one more run in a fresh unit: a deadlock or
-    serialization failure, or a connection whose server went away or stopped accepting writes
-    (a failover: the fresh unit gets a new connection) before anything was committed. Never
-    after the request acted outside the database."""
+    serialization failure, or an open connection whose server went away or stopped accepting
+    writes (a failover: the fresh unit gets a new connection) before the commit was sent.
+    Never after the request acted outside the database."""
     if unit is None or unit.failure is None or not unit.retryable:
         return False
     if classify(unit.failure) is Failure.TRANSIENT:
         return True
-    return server_lost(unit.failure) and not unit.commit_started
+    return unit.connection_lost and not unit.commit_started
 
 
 def classify_failure(unit: UnitOfWork | None) -> Failure | None:
@@ -428,8 +415,7 @@ def declared_length(scope) -> int:
 
 
 class RequestBody(tempfile.SpooledTemporaryFile):
-    """A request's body, kept for a second run of the request (after a deadlock, or once its
-    work outside the database is done): Django closes a request's stream once it has read it
+    """A request's body, kept for a second run of the request (after a deadlock): Django closes a request's stream once it has read it
     (request.body), which only rewinds this one. The pipeline discards it at the end."""
 
     def close(self) -> None:
@@ -479,31 +465,21 @@ def client_has_left(receive) -> bool:
     return False
 
 
-def too_large(limit: int, is_api: bool) -> HttpResponse:
-    text = f"The request body is over {limit} bytes."
-    response = JsonResponse({"detail": text}, status=413) if is_api else HttpResponse(text, status=413)
-    response["Connection"] = "close"  # the rest of the body is not read
-    return response
+def spare_django_request_upkeep() -> None:
+    """Disconnect Django's own per-request connection upkeep from request_started and
+    request_finished (a server's entry, arv.asgi, calls it once; other receivers stay).
 
-
-def as_json(response: HttpResponseBase, request: HttpRequest | None) -> HttpResponseBase:
-    """An error page Django or a middleware made, as API.md's {"detail": ...}."""
-    if response.status_code < 400 or response.get("Content-Type", "").startswith("application/json"):
-        return response
-    if response.status_code == 404:
-        detail = "Not found."
-    elif response.status_code == 405 and request is not None:
-        detail = f"Method {request.method} is not allowed here."
-    elif response.status_code >= 500:
-        detail = "Internal server error." if response.status_code == 500 else f"{response.reason_phrase}."
-    else:
-        detail = f"{response.reason_phrase}."
-    json_response = JsonResponse({"detail": detail}, status=response.status_code)
-    for header in ("Allow", "Retry-After", "WWW-Authenticate", "Location", "Connection"):
-        if header in response:
-            json_response[header] = response[header]
-    response.close()
-    return json_response
+    Those receivers (close_old_connections, reset_queries) act on the calling thread's
+    connections, and the pipeline sends the signals on the event loop, which in a server
+    holds none (guard_connections): the units of work do the same upkeep on their worker
+    (arv.db.transaction). Sparing them saves 54 us of the event loop's CPU per request
+    (measured: sending both signals took 84 us with them, 30 us without), some 4-8 % of an
+    API request's time on the loop (bench/). arv/tests/test_pipeline_http.py checks that a
+    receiver a contributor connects still runs.
+    """
+    for signal in (signals.request_started, signals.request_finished):
+        signal.disconnect(close_old_connections)
+    signals.request_started.disconnect(reset_queries)
 
 
 def refuse_connections_outside_workers(sender, connection, **kwargs) -> None:
@@ -524,12 +500,14 @@ def refuse_connections_outside_workers(sender, connection, **kwargs) -> None:
 
 async def check_connection_budget() -> None:
     """The deploy check arv.W101 (arv.db.checks) for each database (the primary, each replica),
-    on a worker of its pool, logged at start-up with this server's process count."""
+    on a worker of its pool, logged at start-up with this server's process count; and arv.W106,
+    a variable set under its old name."""
+    for renamed in check_renamed_variables():
+        logger.warning("%s (%s). %s", renamed.msg, renamed.id, renamed.hint)
     for database in settings.DATABASES:
         try:
-            route = replicas.Route(database)
             budget = functools.partial(connection_budget, database)
-            problem = await UnitOfWork(get_pool(database), route=route).run(budget, last=True)
+            problem = await UnitOfWork(get_pool(database), route=replicas.Route(database)).run(budget, last=True)
         except DATABASE_ERRORS as exc:
             logger.warning("could not check the connection budget of %s (unreachable: %s)", database, _reason(exc))
             continue
@@ -538,7 +516,7 @@ async def check_connection_budget() -> None:
 
 
 async def _static_not_found(request: HttpRequest) -> HttpResponse:
-    return HttpResponseNotFound("Not found.", content_type="text/plain; charset=utf-8")
+    return error_answers.error(404, error_answers.NOT_FOUND, api=False)
 
 
 def _reason(exc: BaseException | None) -> str:

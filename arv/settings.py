@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "ninja",
     "arv.db",
+    "arv.metrics",
     "arv.auth",
     "storage",
     "companies",

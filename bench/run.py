@@ -7,7 +7,7 @@
     bench/run --peer http://127.0.0.1:8001 --peer-token T   # a peer that is already running (1 process)
     bench/run --contenders none    # without the Django contenders (bench/contenders/)
     bench/run --baseline-dir PATH  # also measure another clone of ARV (e.g. the last commit), before/after
-    bench/run --arv-env DB_ACTIVE_WORKERS=0       # ARV's servers with another setting
+    bench/run --arv-env DB_RUNNING_JOBS=0       # ARV's servers with another setting
     bench/run --baseline-dir PATH --arv-env ARV_METRICS_TOKEN=t --baseline-env ARV_METRICS_TOKEN=
                                    # one setting's cost: the same code with and without it (metrics)
     bench/run --quick --scenarios admin,admin_search --skip-ceilings --profile-seconds 0 --conns 16,32
@@ -1551,7 +1551,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="an environment variable for ARV's servers (e.g. DB_ACTIVE_WORKERS=4); repeatable",
+        help="an environment variable for ARV's servers (e.g. DB_RUNNING_JOBS=4); repeatable",
     )
     p.add_argument(
         "--baseline-env",

@@ -1,13 +1,14 @@
 """/api/companies: thin async views; each runs its service on the request's database worker
-(finish_db: shaped as the answer and committed in the same trip, arv.db.transaction)."""
+(finish_db: shaped as the answer and committed in the same trip, arv.web.shaping)."""
 
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
 from ninja import Path, Query, Router
 
-from arv.db.transaction import finish_db, run_db
+from arv.db.transaction import run_db
 from arv.web.schemas import ObjectId, answers, created
+from arv.web.shaping import finish_db
 from companies import selectors, services
 from companies.schemas import (
     CompanyCreate,

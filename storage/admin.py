@@ -1,14 +1,28 @@
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, QuerySet
 from django.db.models.constants import LOOKUP_SEP
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseBase, HttpResponseRedirect
+from django.urls import URLPattern, path
 from django.utils.decorators import method_decorator
+from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 
-from arv.db.transaction import outside_result
+from arv.db.transaction import run_db, run_outside_db
 from storage.models import StorageConnection, StorageFolder
-from storage.services import check_target, check_targets, connection_clear_other_defaults, connection_record_test
+from storage.providers import Outcome
+from storage.services import (
+    CheckTarget,
+    check_target,
+    check_targets,
+    connection_clear_other_defaults,
+    connection_record_test,
+)
+
+# The changelist's action that StorageConnectionAdmin.check_connections serves (async).
+TEST_ACTION = "test_connections"
 
 
 class NoCredentialsLookups:
@@ -86,16 +100,66 @@ class StorageConnectionAdmin(NoCredentialsLookups, admin.ModelAdmin):
             connection_clear_other_defaults(obj.pk)
         super().save_model(request, obj, form, change)
 
-    @admin.action(description="Test selected storage connections")
+    @admin.action(description="Test selected storage connections", permissions=["change"])
     def test_connections(self, request: HttpRequest, queryset: QuerySet[StorageConnection]) -> None:
-        connections = list(queryset.order_by("pk"))
-        # Checked holding no database worker: the pipeline runs the checks off the worker,
-        # then this request again, where the same call returns their outcomes.
-        outcomes = outside_result(check_targets, [check_target(connection) for connection in connections])
-        for connection, outcome in zip(connections, outcomes, strict=True):
-            result = connection_record_test(user=request.user, connection_id=connection.pk, outcome=outcome)
+        """The action's entry in the changelist's menu. Choosing it is served by
+        check_connections (see get_urls), never by Django's action dispatch."""
+        raise RuntimeError("served by StorageConnectionAdmin.check_connections")
+
+    def get_urls(self) -> list[URLPattern]:
+        """The changelist's URL serves an async view: the "Test selected storage connections"
+        action it runs itself (check_connections: no database worker held while the checks
+        wait), anything else it hands to Django's own changelist view in one database trip.
+        An async view, so the pipeline runs it on the event loop (arv.pipeline.SiteHandler)."""
+        urls = super().get_urls()
+        name = f"{self.opts.app_label}_{self.opts.model_name}_changelist"
+        changelist = next(url for url in urls if url.name == name)
+
+        @never_cache
+        async def changelist_or_check(request: HttpRequest, *args, **kwargs) -> HttpResponseBase:
+            if request.method == "POST" and request.POST.get("action") == TEST_ACTION:
+                response = await self.check_connections(request)
+                if response is not None:
+                    return response
+            return await run_db(changelist.callback, request, *args, **kwargs)
+
+        return [path("", changelist_or_check, name=name), *(url for url in urls if url is not changelist)]
+
+    async def check_connections(self, request: HttpRequest) -> HttpResponseBase | None:
+        """The action, as the API's check does it: read what the checks need (one short unit of
+        work), check holding no worker (run_outside_db), store each outcome (a second unit).
+        None when Django's changelist view answers instead (not logged in, nothing selected)."""
+        targets = await run_db(self.selected_targets, request)
+        if targets is None:
+            return None
+        outcomes = await run_outside_db(check_targets, [target for _, _, target in targets])
+        await run_db(self.record_outcomes, request, targets, outcomes)
+        return HttpResponseRedirect(request.get_full_path())
+
+    def selected_targets(self, request: HttpRequest) -> list[tuple[int, str, CheckTarget]] | None:
+        """(pk, name, what its check needs) of each selected connection, as Django's action
+        dispatch selects them (the ticked rows, or all the changelist's filters match)."""
+        if not self.admin_site.has_permission(request):
+            return None  # Django's changelist view sends the visitor to the login page
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
+        select_across = request.POST.get("select_across") == "1"
+        if not selected and not select_across:
+            return None  # Django's changelist view says that items must be selected
+        queryset = self.get_changelist_instance(request).get_queryset(request)
+        if not select_across:
+            queryset = queryset.filter(pk__in=selected)
+        return [(connection.pk, connection.name, check_target(connection)) for connection in queryset.order_by("pk")]
+
+    def record_outcomes(
+        self, request: HttpRequest, targets: list[tuple[int, str, CheckTarget]], outcomes: list[Outcome]
+    ) -> None:
+        """Each outcome stored on its connection, and one message per connection."""
+        for (pk, name, _), outcome in zip(targets, outcomes, strict=True):
+            result = connection_record_test(user=request.user, connection_id=pk, outcome=outcome)
             level = messages.SUCCESS if result.status == "success" else messages.ERROR
-            self.message_user(request, f"{connection.name}: {result.message}", level)
+            self.message_user(request, f"{name}: {result.message}", level)
 
 
 @admin.register(StorageFolder)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from ninja import Path, Query, Router, Status
 
-from arv.db.transaction import finish_db, run_db, run_outside_db
+from arv.db.transaction import run_db, run_outside_db
 from arv.web.schemas import ObjectId, answers, created
+from arv.web.shaping import finish_db
 from storage import selectors, services
 from storage.providers import check_connection
 from storage.schemas import (

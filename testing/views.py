@@ -9,6 +9,7 @@ import threading
 import time
 
 from asgiref.sync import sync_to_async
+from django.core.signals import request_finished, request_started
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
@@ -98,6 +99,27 @@ def sync_slow(request: HttpRequest) -> HttpResponse:
     return HttpResponse(str(_backend()["pid"]))
 
 
+# A receiver a contributor connects to Django's request signals (counted as they arrive).
+signals_seen = {"request_started": 0, "request_finished": 0}
+
+
+def _count_request_started(sender, **kwargs) -> None:
+    signals_seen["request_started"] += 1
+
+
+def _count_request_finished(sender, **kwargs) -> None:
+    signals_seen["request_finished"] += 1
+
+
+request_started.connect(_count_request_started, dispatch_uid="testing.views.started")
+request_finished.connect(_count_request_finished, dispatch_uid="testing.views.finished")
+
+
+async def request_signals(request: HttpRequest) -> JsonResponse:
+    """How often the contributor's receivers ran (since this module was imported)."""
+    return JsonResponse(signals_seen)
+
+
 async def threads(request: HttpRequest) -> JsonResponse:
     """The server's threads, by name (no request may create one of its own)."""
     return JsonResponse({"threads": sorted(thread.name for thread in threading.enumerate())})
@@ -121,17 +143,6 @@ async def outside_db(request: HttpRequest) -> JsonResponse:
     after = await run_db(lambda: (Company.objects.create(name=f"{name} 2", slug=f"{name}-2"), _backend())[1])
     status = int(request.GET.get("status", 200))
     return JsonResponse({"before": before, "after": after, "thread": thread}, status=status)
-
-
-def sync_outside_result(request: HttpRequest) -> HttpResponse:
-    """A sync view that needs work outside the database (outside_result), then writes."""
-    from arv.db.transaction import outside_result
-
-    name = request.GET["name"]
-    thread = outside_result(_outside_thread, orm=bool(request.GET.get("orm")))
-    Company.objects.create(name=name, slug=name.lower())
-    status = int(request.GET.get("status", 200))
-    return JsonResponse({"thread": thread, **_backend()}, status=status)
 
 
 def _in_recovery() -> bool:

@@ -25,6 +25,7 @@ class DatabaseConfig(AppConfig):
             connection_created.connect(replicas.refuse_other_databases, dispatch_uid="arv.db.replicas.guard")
         checks.register(internals.check_internals)
         checks.register(database_checks.check_database_settings, deploy=True)
+        checks.register(database_checks.check_renamed_variables)
         checks.register(database_checks.check_connection_budget, checks.Tags.database, deploy=True)
         checks.register(database_checks.check_pgbouncer, checks.Tags.database, deploy=True)
         checks.register(web_checks.check_static_files_collected, checks.Tags.staticfiles, deploy=True)

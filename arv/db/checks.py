@@ -6,7 +6,8 @@
 - arv.W102 a SQLite database with a pool larger than its one writer can use;
 - arv.W103 / arv.W104 a connection pooler (PgBouncer) in front of PostgreSQL that
   DB_PGBOUNCER does not know about, or DB_PGBOUNCER on a direct connection;
-- arv.E105 DB_PGBOUNCER on SQLite.
+- arv.E105 DB_PGBOUNCER on SQLite;
+- arv.W106 a variable set under the old name it had (DB_ACTIVE_WORKERS: DB_RUNNING_JOBS).
 
 The ones that need a connection are tagged `database` (Django runs those only with
 --database). The budget check also runs at server start-up (arv.pipeline's lifespan), which logs its warning.
@@ -22,6 +23,8 @@ from typing import Any
 from django.conf import settings
 from django.core import checks
 from django.db import DatabaseError, connections
+
+from arv.db.config import renamed_variables_in_use
 
 # SQLite takes the write lock when a transaction begins (transaction_mode IMMEDIATE), so
 # requests run one at a time whatever the pool: a few workers keep the next request ready,
@@ -145,6 +148,18 @@ def check_database_settings(app_configs: Any = None, **kwargs: Any) -> list:
             hint=f"Use PostgreSQL, or at most {SQLITE_USEFUL_CONNECTIONS} (e.g. DB_POOL_SIZE=2 DB_MAX_OVERFLOW=2).",
             id="arv.W102",
         )
+    ]
+
+
+def check_renamed_variables(app_configs: Any = None, **kwargs: Any) -> list:
+    """A renamed variable still set under its old name works for one release, with this warning."""
+    return [
+        checks.Warning(
+            f"{old} is the old name of {new}: it still works for this release only",
+            hint=f"Rename {old} to {new} in the environment.",
+            id="arv.W106",
+        )
+        for old, new in renamed_variables_in_use()
     ]
 
 

@@ -13,7 +13,8 @@ pool_pre_ping, pool_recycle and echo. Here they become Django settings:
     DB_CONN_MAX_AGE                 -> CONN_MAX_AGE (pool_recycle)
     DB_HEALTH_CHECKS                -> CONN_HEALTH_CHECKS (pool_pre_ping)
     DB_POOL_TIMEOUT                 -> how long a request waits for a worker before 503
-    DB_ACTIVE_WORKERS               -> how many workers run a job at once (0: all)
+    DB_RUNNING_JOBS                 -> how many database jobs run at once (0: no limit);
+                                       DB_ACTIVE_WORKERS, its old name, for one release
     DB_CONNECT_TIMEOUT              -> libpq connect_timeout
     DB_STATEMENT_TIMEOUT            -> PostgreSQL statement_timeout (a unit of work's deadlines)
     DB_IDLE_IN_TRANSACTION_TIMEOUT  -> PostgreSQL idle_in_transaction_session_timeout
@@ -94,7 +95,7 @@ class PoolSettings:
     echo: bool
     idle_in_transaction_timeout_ms: int = 0
     pgbouncer: bool = False
-    active_workers: int = 2
+    running_jobs: int = 2
     warmup_seconds: float = 2.0
 
     @property
@@ -108,6 +109,22 @@ class PoolSettings:
             "statement_timeout": self.statement_timeout_ms,
             "idle_in_transaction_session_timeout": self.idle_in_transaction_timeout_ms,
         }
+
+
+# Variables renamed (old -> new): the old name still works for one release, with a warning
+# naming the new one (the system check arv.W106, also logged at server start-up).
+RENAMED_VARIABLES = {"DB_ACTIVE_WORKERS": "DB_RUNNING_JOBS"}
+
+
+def renamed(name: str) -> str:
+    """The variable to read for `name`: the old name while only it is set."""
+    old = next(old for old, new in RENAMED_VARIABLES.items() if new == name)
+    return old if name not in os.environ and old in os.environ else name
+
+
+def renamed_variables_in_use() -> list[tuple[str, str]]:
+    """(old, new) for each renamed variable set under its old name."""
+    return [(old, new) for old, new in RENAMED_VARIABLES.items() if old in os.environ]
 
 
 # A unit of work's deadlines (ms): no statement runs longer, no transaction idles longer.
@@ -141,7 +158,7 @@ def pool_settings_from_env() -> PoolSettings:
         idle_in_transaction_timeout_ms=idle_timeout,
         echo=env_bool("DB_ECHO", False),
         pgbouncer=pgbouncer,
-        active_workers=env_number("DB_ACTIVE_WORKERS", 2),
+        running_jobs=env_number(renamed("DB_RUNNING_JOBS"), 2),
         warmup_seconds=env_number("DB_WARMUP_SECONDS", 2.0, integer=False),
     )
 

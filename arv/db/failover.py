@@ -158,15 +158,16 @@ def note_connection_state(alias: str = DEFAULT_DB_ALIAS) -> None:
 
 
 def replace_if_lost(exc: BaseException, alias: str = DEFAULT_DB_ALIAS) -> bool:
-    """After a database error on this thread: if its server is gone or no longer the primary,
-    note it and have the connection closed at the unit's end, so the next unit connects again
-    (it is never reused)."""
-    if not server_lost(exc):
-        return False
+    """After a database error on this thread: if it came from an open connection whose server is
+    gone or no longer the primary, note it and have the connection closed at the unit's end, so
+    the next unit connects again (it is never reused). True if so: a fresh unit, on a new
+    connection, may succeed where this one failed (a failed connect is not retried: the next
+    attempt would most likely fail the same way, and the client is better told 503 at once)."""
     wrapper = connections[alias]
-    if wrapper.connection is not None:
-        connection_lost(wrapper)
-        wrapper.close_at = 0  # closed by the unit's end (close_if_unusable_or_obsolete)
+    if wrapper.connection is None or not server_lost(exc):
+        return False
+    connection_lost(wrapper)
+    wrapper.close_at = 0  # closed by the unit's end (close_if_unusable_or_obsolete)
     return True
 
 

@@ -3,9 +3,9 @@
 The pool keeper runs in each server process from the ASGI lifespan (arv.pipeline):
 
 - warm-up: right after start-up it opens the pool's DB_POOL_SIZE connections, each at a
-  random moment within DB_WARMUP_SECONDS (so that many processes starting together do not
-  open all their connections in the same instant), instead of leaving them to the first
-  requests;
+  random moment of its own slot of DB_WARMUP_SECONDS (so that many processes starting
+  together do not open all their connections in the same instant), instead of leaving them
+  to the first requests;
 - every WATCH_SECONDS it checks the connection of the worker idle the longest (the health
   check's ping and role: arv.db.failover.check_connection), so a primary that stopped while
   nobody was asking is noticed within about a second, for one `SELECT 1` a second;
@@ -61,9 +61,10 @@ class PoolKeeper:
 
     async def warm_up(self) -> None:
         pool = get_pool()
-        await asyncio.gather(
-            *(self._open_one(pool, random.uniform(0, self.warmup_seconds)) for _ in range(pool.config.size))
-        )
+        size = pool.config.size
+        # One slot of the window per connection, a random moment in each: spread, never in step.
+        slot = self.warmup_seconds / size
+        await asyncio.gather(*(self._open_one(pool, (i + random.random()) * slot) for i in range(size)))
         self.warmed_up = True
         status = pool.status()
         logger.info("database pool warmed up: %d of %d connections ready", status.ready_connections, status.pool_size)

@@ -11,8 +11,9 @@ pipeline (arv.pipeline) opens one for every request that is not a static file:
   its request waits for a worker is not run (ClientDisconnected).
 - Three ways in, one path:
     `await run_db(fn, ...)`            sync code (services, selectors) from an async view;
-    `await finish_db(Schema, fn, ...)` a view's last call: fn's result shaped as the
-                                       answer and committed in the same trip;
+    `await run_db_last(fn, ...)`       a request's last call: fn, then the commit, in the
+                                       same trip (arv.web.shaping.finish_db shapes fn's
+                                       result as the view's answer there);
     Django's async ORM (`aget`, `acreate`, `async for`, ...) and any
     `sync_to_async(...)`: asgiref sends thread-sensitive calls to `unit.executor`
     (ThreadSensitiveContext), which is this unit.
@@ -24,14 +25,12 @@ pipeline (arv.pipeline) opens one for every request that is not a static file:
   the pipeline can tell a deadlock (run the request again) from an outage (503)
   even after a view turned the error into a response.
 - Work that waits on something else (a remote service, a disk) must not hold a worker
-  meanwhile. `await run_outside_db(fn, ...)` (async views) commits what the request did
-  so far, gives the worker back and runs fn on a thread of its own, where the connection
-  guard refuses any database use; the next `run_db`/`finish_db` leases a worker again and
-  begins a fresh transaction, which the pipeline ends as usual. A sync view (the admin)
-  runs in one trip, so it asks instead: `outside_result(fn, ...)` ends that run (rolled
-  back) with OutsideWorkNeeded; the pipeline runs fn off the worker, then runs the request
-  again in a fresh unit, where the same call returns fn's result (or raises its error).
-  Either way the request is marked as having acted outside the database (never run twice).
+  meanwhile. `await run_outside_db(fn, ...)` (async views, the API's and the admin's)
+  commits what the request did so far, gives the worker back and runs fn on a thread of
+  its own, where the connection guard refuses any database use; the next
+  `run_db`/`run_db_last` leases a worker again and begins a fresh transaction, which the
+  pipeline ends as usual. The request is then marked as having acted outside the
+  database (never run twice).
 
 At the start and end of each unit the worker runs Django's own connection
 upkeep: close the connection if it is older than CONN_MAX_AGE or broken, and
@@ -51,13 +50,11 @@ from typing import Any, TypeVar
 
 from asgiref.sync import ThreadSensitiveContext
 from django.db import connections, transaction
-from pydantic import TypeAdapter
 
 from arv.db import replicas
 from arv.db.errors import DATABASE_ERRORS
 from arv.db.failover import note_connection_state, replace_if_lost
 from arv.db.workers import DatabaseWorker, DatabaseWorkerPool, worker_database, worker_state
-from arv.metrics.series import DATABASE_SECONDS, RECONNECTS, WORKER_WAIT_SECONDS
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -65,33 +62,9 @@ R = TypeVar("R")
 _current: ContextVar[UnitOfWork | None] = ContextVar("arv_unit_of_work", default=None)
 
 
+# A BaseException (as CancelledError): it must pass any `except Exception` in the view it interrupts.
 class ClientDisconnected(BaseException):
-    """The client left before its request got a worker: nothing was run, nobody to answer.
-
-    A BaseException, like asyncio's CancelledError, so that no view or error
-    handler turns it into a response on its way out to the pipeline.
-    """
-
-
-class RequestFailed(Exception):
-    """Handed to atomic's __exit__ to make it roll back."""
-
-
-class OutsideWorkNeeded(BaseException):
-    """A sync request's run asked for work outside the database (outside_result): the run
-    ends (rolled back) and the pipeline runs `call` off the worker, then the request again.
-
-    A BaseException, so that Django's exception-to-response conversion lets it through.
-    """
-
-    def __init__(self, call: OutsideCall) -> None:
-        super().__init__(call)
-        self.call = call
-
-
-# fn, args, kwargs of an outside_result() call; with what it returned or raised once run.
-OutsideCall = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
-OutsideDone = tuple[OutsideCall, Any, BaseException | None]
+    """The client left before its request got a worker: nothing was run, nobody to answer."""
 
 
 class UnitOfWork:
@@ -101,7 +74,6 @@ class UnitOfWork:
         self,
         pool: DatabaseWorkerPool,
         client_left: Callable[[], bool] | None = None,
-        outside_done: tuple[OutsideDone, ...] = (),
         route: replicas.Route = replicas.PRIMARY,
     ) -> None:
         self.pool = pool
@@ -116,14 +88,14 @@ class UnitOfWork:
         # The first database error a trip raised (the pipeline decides what it means).
         self.failure: BaseException | None = None
         # False once the request did something outside the database (it must not run twice).
-        self.retryable = not outside_done
-        # A sync request's outside_result() calls already run by the pipeline, and the one it
-        # asked for next (OutsideWorkNeeded).
-        self.outside_done = outside_done
-        self.outside_needed: OutsideCall | None = None
+        self.retryable = True
+        # Seconds it waited for each worker it leased, and its trips ran on a worker (the
+        # pipeline reports both to the metrics once the unit is done).
+        self.lease_waits: list[float] = []
         # True once its commit was sent: a failure from then on leaves its outcome unknown.
         self.commit_started = False
-        # Seconds its trips ran on the worker (the metrics' time in the database).
+        # True if a trip's connection lost its server (arv.db.failover): a fresh unit may succeed.
+        self.connection_lost = False
         self.database_seconds = 0.0
         self._client_left = client_left
         self._leasing = asyncio.Lock()
@@ -134,7 +106,7 @@ class UnitOfWork:
     async def run(self, fn: Callable[[], T], *, last: bool = False) -> T:
         """fn() on the leased worker, in the transaction; last=True also ends the transaction."""
         if self.finished:
-            raise RuntimeError("this request's database work is already committed (finish_db ran)")
+            raise RuntimeError("this request's database work is already committed (run_db_last ran)")
         if self.worker is None:
             async with self._leasing:
                 if self.worker is None:
@@ -184,7 +156,7 @@ class UnitOfWork:
         """fn() on a thread of its own, no worker held: what the request did so far is
         committed and its worker given back; the next trip leases one and begins anew."""
         if self.finished:
-            raise RuntimeError("this request's database work is already committed (finish_db ran)")
+            raise RuntimeError("this request's database work is already committed (run_db_last ran)")
         self.outside_database()
         if self.worker is not None:
             await self.finish(commit=True)
@@ -197,13 +169,13 @@ class UnitOfWork:
         self.pool.units += 1  # on the event loop: the units each database served
         worker = self.pool.try_acquire()
         if worker is not None:
-            WORKER_WAIT_SECONDS.observe(0.0)
+            self.lease_waits.append(0.0)
             return worker
         started = time.perf_counter()
         try:
             worker = await self.pool.acquire()
         finally:
-            WORKER_WAIT_SECONDS.observe(time.perf_counter() - started)
+            self.lease_waits.append(time.perf_counter() - started)
         # It waited in line: if its client left meanwhile, nobody wants the answer. (Checked
         # once it has its worker, not watched throughout: a watch per waiting request costs
         # the event loop more than the rare abandoned request does.)
@@ -224,12 +196,8 @@ class UnitOfWork:
         self.worker, self.finished = None, True
         # Back to the pool once the job has run, not before: a worker still busy with a
         # long commit (or one waiting for a lock) is not free, and DB_POOL_TIMEOUT must hold.
-        done.add_done_callback(lambda _: self._ended(worker))
+        done.add_done_callback(lambda _: self.pool.release(worker))
         return await asyncio.shield(done)
-
-    def _ended(self, worker: DatabaseWorker) -> None:
-        self.pool.release(worker)
-        DATABASE_SECONDS.observe(self.database_seconds)
 
 
 class _UnitExecutor(concurrent.futures.Executor):
@@ -270,16 +238,10 @@ async def run_db(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     return await current_unit().run(_bind(fn, args, kwargs))
 
 
-async def finish_db(schema: Any, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-    """A view's last database work: fn's result shaped as `schema`, committed in the same hop.
-
-    The shaping (pydantic, from model attributes) runs before the commit, so an
-    answer that cannot be built rolls the work back. Return the result as the
-    view's answer: ninja does not validate a schema instance a second time.
-    """
-    shape = _adapter(schema).validate_python
-    bound = _bind(fn, args, kwargs)
-    return await current_unit().run(lambda: shape(bound()), last=True)
+async def run_db_last(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """A request's last database work: fn on its worker, then its transaction committed in
+    the same trip (fn's error rolls it back). No database work may follow."""
+    return await current_unit().run(_bind(fn, args, kwargs), last=True)
 
 
 async def run_outside_db(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
@@ -287,32 +249,6 @@ async def run_outside_db(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> 
     worker meanwhile. What the request wrote before is committed first; later database
     calls run in a fresh transaction. For waits on remote services or disks."""
     return await current_unit().outside(_bind(fn, args, kwargs))
-
-
-def outside_result(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-    """For a sync view on its worker (the admin): fn(*args, **kwargs), run outside the
-    database. The first time, this run ends (rolled back) and the pipeline runs fn off the
-    worker, then the request again, where the same call (same fn and arguments) returns
-    fn's result or raises its exception. What the view did before the call is done again in
-    the second run (the first run's writes are rolled back)."""
-    unit = current_unit()
-    call = (fn, args, kwargs)
-    for done, result, error in unit.outside_done:
-        if done == call:
-            if error is not None:
-                raise error
-            return result
-    unit.outside_database()
-    raise OutsideWorkNeeded(call)
-
-
-async def run_outside_call(call: OutsideCall) -> OutsideDone:
-    """What the pipeline does for OutsideWorkNeeded: the call, run on a thread of its own."""
-    fn, args, kwargs = call
-    try:
-        return call, await in_own_thread(_bind(fn, args, kwargs)), None
-    except Exception as exc:
-        return call, None, exc
 
 
 async def in_own_thread(fn: Callable[[], T]) -> T:
@@ -355,11 +291,6 @@ def _bind(fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -
     return functools.partial(fn, *args, **kwargs) if args or kwargs else fn
 
 
-@functools.cache
-def _adapter(schema: Any) -> TypeAdapter[Any]:
-    return TypeAdapter(schema)
-
-
 def keep_writes(response: Any) -> Any:
     """Commit the request's writes although the response's status is 400 or more.
 
@@ -387,8 +318,8 @@ def _step(unit: UnitOfWork, fn: Callable[[], T], begin: bool, end: bool, commit:
     (committing only if fn succeeded and commit(result) says so)."""
     started = time.perf_counter()
     try:
-        if begin:
-            _begin()
+        if begin and _begin():
+            unit.pool.count("reconnects")
         try:
             if begin and unit.route.on_replica:
                 replicas.check_replayed(unit.route)  # else NeedsPrimary, the transaction ended below
@@ -405,7 +336,8 @@ def _step(unit: UnitOfWork, fn: Callable[[], T], begin: bool, end: bool, commit:
     except DATABASE_ERRORS as exc:
         if unit.failure is None:
             unit.failure = exc
-        replace_if_lost(exc, worker_database())  # a connection to a server gone or no longer primary is not reused
+        if replace_if_lost(exc, worker_database()):  # its server is gone or no longer primary: never reused
+            unit.connection_lost = True
         raise
     finally:
         unit.database_seconds += time.perf_counter() - started
@@ -415,7 +347,8 @@ def _nothing() -> None:
     pass
 
 
-def _begin() -> None:
+def _begin() -> bool:
+    """Begin the unit's transaction; True if the health check replaced the connection."""
     for conn in connections.all(initialized_only=True):
         conn.queries_log.clear()
         conn.close_if_unusable_or_obsolete()  # CONN_MAX_AGE, broken connections
@@ -425,8 +358,8 @@ def _begin() -> None:
     atomic.__enter__()  # with CONN_HEALTH_CHECKS, pings a reused connection first
     worker_state.atomic = atomic
     replicas.transaction_began()
-    if reused is not None and connections[database].connection is not reused:
-        RECONNECTS.inc()  # the ping failed: Django closed it and connected again
+    # A reused connection that is not there any more: the ping failed, Django connected again.
+    return reused is not None and connections[database].connection is not reused
 
 
 def _end(commit: bool) -> bool:
@@ -435,10 +368,10 @@ def _end(commit: bool) -> bool:
     worker_state.atomic = None
     try:
         if atomic is not None:
-            if commit:
-                atomic.__exit__(None, None, None)
-                return True
-            atomic.__exit__(RequestFailed, RequestFailed(), None)
+            if not commit:
+                transaction.set_rollback(True, using=atomic.using)
+            atomic.__exit__(None, None, None)
+            return commit
         return False
     finally:
         replicas.transaction_ended()

@@ -15,7 +15,7 @@ the overflow ones close their connection and exit after OVERFLOW_IDLE_SECONDS
 without work. A request that finds no free worker within DB_POOL_TIMEOUT gets
 PoolTimeout (503).
 
-Leased is not running: at most DB_ACTIVE_WORKERS workers run a job at once, the
+Leased is not running: at most DB_RUNNING_JOBS workers run a job at once, the
 others' jobs wait their turn in order. Every worker thread needs Python's GIL,
 as does the event loop; thirty threads woken together spend more CPU handing
 the GIL around (futex calls in the kernel) than working. Measured on 2 cores
@@ -31,7 +31,9 @@ the sum of its pools' bounds, which the budget check (arv.db.checks) counts.
 
 All pool bookkeeping happens under one lock; results travel back to the
 event loop with call_soon_threadsafe, so any number of event loops may share
-the pool (tests create several).
+the pool (tests create several). The pool counts what it does (status(): timeouts,
+connections opened, reconnects); arv.metrics reads those counts, this module imports
+no metrics.
 """
 
 from __future__ import annotations
@@ -51,7 +53,6 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 
 from arv.db.config import PoolSettings
-from arv.metrics.series import CONNECTIONS_OPENED, POOL_TIMEOUTS
 
 logger = logging.getLogger("arv.db")
 
@@ -59,7 +60,7 @@ T = TypeVar("T")
 
 # How long an overflow worker may sit idle before it closes its connection.
 OVERFLOW_IDLE_SECONDS = 30.0
-# How long a job waits for its turn to run (DB_ACTIVE_WORKERS) before it runs anyway.
+# How long a job waits for its turn to run (DB_RUNNING_JOBS) before it runs anyway.
 ACTIVE_WAIT_SECONDS = 0.25
 
 _STOP = object()
@@ -99,8 +100,10 @@ def set_unit_deadlines(sender, connection, **kwargs) -> None:
 
 
 def count_connection(sender, connection, **kwargs) -> None:
-    """connection_created receiver: connections opened, for the metrics."""
-    CONNECTIONS_OPENED.inc()
+    """connection_created receiver: a worker's pool counts the connections its workers open."""
+    worker = getattr(worker_state, "worker", None)
+    if worker is not None:
+        worker.pool.count("connections_opened")
 
 
 def close_thread_connections() -> None:
@@ -116,7 +119,6 @@ class DatabaseWorker:
         self.pool = pool
         self.overflow = overflow
         self.jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self.busy_since: float | None = None
         self.idle_since = time.monotonic()
         # host:port of the writable server its connection reaches, as last seen (arv.db.failover).
         self.writable_server: str | None = None
@@ -183,7 +185,9 @@ class PoolStatus:
     waiting: int
     workers_started: int
     timeouts: int
-    active_workers: int
+    connections_opened: int
+    reconnects: int
+    running_jobs_limit: int
     jobs_running: int
     jobs_waiting_turn: int
     units: int = 0
@@ -203,18 +207,19 @@ class DatabaseWorkerPool:
         self._idle: deque[DatabaseWorker] = deque()
         self._waiters: deque[asyncio.Future[DatabaseWorker]] = deque()
         self._numbers = 0
-        self._timeouts = 0
+        # Events counted since the pool was made (status() reports them, arv.metrics reads them).
+        self._counts = {"timeouts": 0, "connections_opened": 0, "reconnects": 0}
         self._closed = False
         # Jobs running now, and jobs waiting their turn: (since, worker, job), oldest first.
         self._running = 0
         self._turns: deque[tuple[float, DatabaseWorker, Any]] = deque()
 
-    # -- running jobs: at most config.active_workers at once -------------------------
+    # -- running jobs: at most config.running_jobs at once -------------------------
 
     def _submit(self, worker: DatabaseWorker, job: Any, loop: asyncio.AbstractEventLoop) -> None:
         # On the event loop. Strictly in order: a job never overtakes an earlier one, so a
         # worker's jobs (a commit, then the next request's first query) keep their order.
-        limit = self.config.active_workers
+        limit = self.config.running_jobs
         with self._lock:
             if not limit or (self._running < limit and not self._turns):
                 self._running += 1
@@ -227,7 +232,7 @@ class DatabaseWorkerPool:
         # On the worker thread that finished: hand its turn to the oldest waiting job.
         with self._lock:
             self._running -= 1
-            if self._turns and self._running < self.config.active_workers:
+            if self._turns and self._running < self.config.running_jobs:
                 self._start_next()
 
     def _run_overdue(self) -> None:
@@ -276,9 +281,7 @@ class DatabaseWorkerPool:
         if self._closed:
             raise PoolClosed("the database pool is closed")
         if self._idle:
-            worker = self._idle.pop()  # the most recently used: its connection is warm
-            worker.busy_since = time.monotonic()
-            return worker
+            return self._idle.pop()  # the most recently used: its connection is warm
         if len(self._workers) < self.config.max_connections:
             return self._spawn()
         return None
@@ -297,9 +300,7 @@ class DatabaseWorkerPool:
         with self._lock:
             if self._closed or not self._idle:
                 return None
-            worker = self._idle.popleft()
-            worker.busy_since = time.monotonic()
-            return worker
+            return self._idle.popleft()
 
     def forget_servers(self) -> None:
         """A connection lost its server: no other connection counts as ready until checked again."""
@@ -320,10 +321,8 @@ class DatabaseWorkerPool:
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
-                worker.busy_since = time.monotonic()
                 waiter.get_loop().call_soon_threadsafe(_settle_waiter, waiter, worker, self)
                 return
-        worker.busy_since = None
         worker.idle_since = time.monotonic()
         self._idle.append(worker)
         if worker.overflow:
@@ -336,12 +335,11 @@ class DatabaseWorkerPool:
         with self._lock:
             if waiter.done():
                 return
-            self._timeouts += 1
+            self._counts["timeouts"] += 1
             try:
                 self._waiters.remove(waiter)
             except ValueError:
                 pass
-        POOL_TIMEOUTS.inc()
         waiter.set_exception(PoolTimeout(f"no database connection became free within {self.config.timeout:g}s"))
 
     def _spawn(self) -> DatabaseWorker:
@@ -349,7 +347,6 @@ class DatabaseWorkerPool:
         self._numbers += 1
         overflow = len(self._workers) >= self.config.size
         worker = DatabaseWorker(self, self._numbers, overflow=overflow)
-        worker.busy_since = time.monotonic()
         self._workers.add(worker)
         return worker
 
@@ -386,6 +383,11 @@ class DatabaseWorkerPool:
         for worker in workers:
             worker.thread.join(max(0.0, deadline - time.monotonic()))
 
+    def count(self, event: str) -> None:
+        """One more of an event status() reports (connections_opened, reconnects)."""
+        with self._lock:
+            self._counts[event] += 1
+
     def status(self) -> PoolStatus:
         with self._lock:
             workers = len(self._workers)
@@ -400,8 +402,8 @@ class DatabaseWorkerPool:
                 idle=idle,
                 waiting=sum(1 for w in self._waiters if not w.done()),
                 workers_started=self._numbers,
-                timeouts=self._timeouts,
-                active_workers=self.config.active_workers,
+                **self._counts,
+                running_jobs_limit=self.config.running_jobs,
                 jobs_running=self._running,
                 jobs_waiting_turn=len(self._turns),
                 units=self.units,

@@ -1,9 +1,11 @@
 """The series ARV records (prometheus_client), and the cheap calls that record them.
 
-Per request the pipeline and the unit of work add to four series (a counter and three
-histograms); in multiprocess mode each addition is a write to a memory-mapped file,
-a microsecond or two. The pool gauges cost requests nothing: they are sampled from the
-pool's own bookkeeping once a second and just before a scrape (sample_pool).
+Per request the pipeline adds to four series (a counter and three histograms: its
+latency, and from its unit of work the wait for a worker and the time on it); in
+multiprocess mode each addition is a write to a memory-mapped file, a microsecond or
+two. The pool's gauges and counters cost requests nothing: the pool counts in its own
+bookkeeping (arv.db.workers.PoolStatus; arv.db imports no metrics) and sample_pool
+copies that into the series once a second and just before a scrape.
 
 Every series is per process; the scrape adds them up (arv.metrics.directory). The pool
 gauges are "liveall": one series per running process (label pid), because a pool is a
@@ -18,6 +20,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 if TYPE_CHECKING:
     from arv.db.failover import PrimaryWatch
+    from arv.db.transaction import UnitOfWork
     from arv.db.workers import PoolStatus
 
 # Seconds; a request that took longer than the last bound is counted in +Inf only.
@@ -115,21 +118,35 @@ def observe_request(method: str, route: str, status: int, seconds: float) -> Non
     histogram.observe(seconds)
 
 
-# Units each database's pool had served at the last sample (the counter takes the difference).
-_units_counted: dict[str, int] = {}
+def observe_unit(unit: UnitOfWork) -> None:
+    """A request's unit of work is done: its waits for a worker and its time on one."""
+    for seconds in unit.lease_waits:
+        WORKER_WAIT_SECONDS.observe(seconds)
+    if unit.lease_waits:
+        DATABASE_SECONDS.observe(unit.database_seconds)
+
+
+# The pool's counts -> the counter that adds them up (all databases' pools together), and,
+# per database and count, what was already added.
+POOL_COUNTERS = {"timeouts": POOL_TIMEOUTS, "connections_opened": CONNECTIONS_OPENED, "reconnects": RECONNECTS}
+_counted: dict[tuple[str, str], int] = {}
 
 
 def sample_pool(status: PoolStatus) -> None:
-    """One database's pool (the primary's, or a replica's)."""
+    """One database's pool (the primary's or a replica's): its figures as of now into the gauges,
+    what it counted since the last sample into the counters."""
     database = status.database
     POOL_BOUND.labels(database).set(status.max_connections)
     POOL_WORKERS.labels(database).set(status.workers)
     POOL_IN_USE.labels(database).set(status.in_use)
     POOL_WAITING.labels(database).set(status.waiting)
-    counted = _units_counted.get(database, 0)
-    if status.units > counted:
-        UNITS.labels(database).inc(status.units - counted)
-    _units_counted[database] = status.units
+    counters = {**POOL_COUNTERS, "units": UNITS.labels(database)}
+    for name, counter in counters.items():
+        count, counted = getattr(status, name), _counted.get((database, name), 0)
+        before = counted if count >= counted else 0  # a new pool counts from 0
+        if count > before:
+            counter.inc(count - before)
+        _counted[database, name] = count
 
 
 def sample_role(database: str, role: str) -> None:

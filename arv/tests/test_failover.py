@@ -175,6 +175,7 @@ def test_a_switchover_under_load_loses_nothing_and_writes_resume_without_restart
         # Read back at once: 200, or 503 if the switchover came between the write and the read.
         read_statuses = sorted({w.read_status for w in created})
         failover_lines = [line for line in server.output().splitlines() if "database failover" in line]
+        run_again = server.output().count("running it once more")
 
         print("\nswitchover under load (4 clients, multi-host URL, DB_POOL_SIZE=4):")
         for figures in rounds:
@@ -183,6 +184,7 @@ def test_a_switchover_under_load_loses_nothing_and_writes_resume_without_restart
             f"   committed writes lost: {len(lost)}; duplicated writes: {duplicated}; "
             f"503s whose write had committed (in doubt): {len(in_doubt)}; statuses reading a 201 back: {read_statuses}"
         )
+        print(f"   requests that met a lost connection and ran once more: {run_again}")
         for line in failover_lines:
             print("   log:", line)
 

@@ -521,3 +521,16 @@ def test_static_files_are_served_while_the_only_worker_is_busy(start_server, sta
     finally:
         blocker.close()
     assert "Traceback" not in server.output()
+
+
+def test_a_receiver_a_contributor_connects_to_the_request_signals_runs(start_server):
+    """The server spares Django's own connection upkeep on the event loop (arv.pipeline.
+    spare_django_request_upkeep); any other receiver of request_started/request_finished runs
+    for every request, API and admin alike."""
+    server = start_server(ARV_ROOT_URLCONF="testing.urls")
+    url = f"{server.url}/api/test/request-signals"
+    before = httpx.get(url, timeout=30).json()  # the first request imports the receivers
+    httpx.get(f"{server.url}/admin/login/", timeout=30)
+    after = httpx.get(url, timeout=30).json()
+    assert after["request_started"] - before["request_started"] == 2
+    assert after["request_finished"] - before["request_finished"] == 2

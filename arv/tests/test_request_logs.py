@@ -78,7 +78,7 @@ def test_log_level_and_the_text_format_carry_the_request_id(start_server):
 
 
 def test_work_outside_the_database_logs_with_the_request_id():
-    # run_outside_db / outside_result run their work on a thread of its own: in the request's context.
+    # run_outside_db runs its work on a thread of its own: in the request's context.
     async def request() -> str:
         request_id.set("outside-7")
         return await in_own_thread(request_id.get)

@@ -8,8 +8,9 @@ from django.db import connection as main_connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from pydantic import BaseModel, ConfigDict
 
-from arv.db.transaction import UnitOfWork, finish_db, run_db
+from arv.db.transaction import UnitOfWork, run_db
 from arv.db.workers import close_pool, get_pool, in_database_worker
+from arv.web.shaping import finish_db
 from companies.models import Company
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -56,6 +56,7 @@ def test_pool_settings_have_the_documented_defaults(monkeypatch):
         "DB_CONN_MAX_AGE",
         "DB_HEALTH_CHECKS",
         "DB_ECHO",
+        "DB_RUNNING_JOBS",
         "DB_ACTIVE_WORKERS",
     ]:
         monkeypatch.delenv(name, raising=False)
@@ -68,7 +69,7 @@ def test_pool_settings_have_the_documented_defaults(monkeypatch):
         3600,
     )
     assert pool.health_checks is True and pool.echo is False
-    assert pool.active_workers == 2
+    assert pool.running_jobs == 2
 
 
 def test_postgres_url_maps_to_django_settings(monkeypatch, tmp_path):
@@ -158,6 +159,25 @@ def test_an_unknown_logging_setting_is_a_clear_startup_error(name, value, messag
 def test_logging_settings_take_any_case():
     result = _settings_in_subprocess({"DJANGO_DEBUG": "true", "ARV_LOG_FORMAT": "JSON", "ARV_LOG_LEVEL": "debug"})
     assert result.returncode == 0, result.stderr
+
+
+def test_db_running_jobs_and_its_old_name_which_warns(monkeypatch):
+    from arv.db.checks import check_renamed_variables
+
+    monkeypatch.delenv("DB_RUNNING_JOBS", raising=False)
+    monkeypatch.delenv("DB_ACTIVE_WORKERS", raising=False)
+    assert check_renamed_variables() == []
+    monkeypatch.setenv("DB_RUNNING_JOBS", "4")
+    assert pool_settings_from_env().running_jobs == 4 and check_renamed_variables() == []
+
+    monkeypatch.delenv("DB_RUNNING_JOBS")
+    monkeypatch.setenv("DB_ACTIVE_WORKERS", "3")  # the old name: still read, with a warning naming the new one
+    assert pool_settings_from_env().running_jobs == 3
+    [warning] = check_renamed_variables()
+    assert warning.id == "arv.W106" and "DB_RUNNING_JOBS" in warning.msg and "DB_ACTIVE_WORKERS" in warning.msg
+
+    monkeypatch.setenv("DB_RUNNING_JOBS", "5")  # both set: the new name wins
+    assert pool_settings_from_env().running_jobs == 5
 
 
 def _postgres(monkeypatch, tmp_path, url: str) -> dict:

@@ -1,4 +1,4 @@
-"""arv.db.workers: leased workers take turns, at most DB_ACTIVE_WORKERS running at once."""
+"""arv.db.workers: leased workers take turns, at most DB_RUNNING_JOBS running at once."""
 
 from __future__ import annotations
 
@@ -34,8 +34,8 @@ class Concurrency:
 def make_pool():
     pools = []
 
-    def make(active_workers: int, size: int = 6) -> DatabaseWorkerPool:
-        config = dataclasses.replace(settings.DATABASE_POOL, size=size, max_overflow=0, active_workers=active_workers)
+    def make(running_jobs: int, size: int = 6) -> DatabaseWorkerPool:
+        config = dataclasses.replace(settings.DATABASE_POOL, size=size, max_overflow=0, running_jobs=running_jobs)
         pools.append(DatabaseWorkerPool(config))
         return pools[-1]
 
@@ -53,16 +53,16 @@ async def _leased_jobs(pool: DatabaseWorkerPool, leases: int, fn, *args) -> None
             pool.release(worker)
 
 
-@pytest.mark.parametrize(("active_workers", "expected_peak"), [(1, 1), (2, 2), (0, 6)])
-def test_at_most_active_workers_run_at_once(make_pool, active_workers, expected_peak):
-    pool, running = make_pool(active_workers), Concurrency()
+@pytest.mark.parametrize(("running_jobs", "expected_peak"), [(1, 1), (2, 2), (0, 6)])
+def test_at_most_running_jobs_run_at_once(make_pool, running_jobs, expected_peak):
+    pool, running = make_pool(running_jobs), Concurrency()
     asyncio.run(_leased_jobs(pool, 6, running.job, 0.02))  # 6 x 0.02 s: within active_wait
     assert running.peak == expected_peak
     assert pool.status().jobs_running == 0 and pool.status().jobs_waiting_turn == 0
 
 
 def test_a_workers_jobs_keep_their_order_while_they_wait_their_turn(make_pool):
-    pool, order = make_pool(active_workers=1), []
+    pool, order = make_pool(running_jobs=1), []
 
     async def scenario():
         busy, mine = await pool.acquire(), await pool.acquire()
@@ -80,7 +80,7 @@ def test_a_workers_jobs_keep_their_order_while_they_wait_their_turn(make_pool):
 def test_a_job_that_waited_too_long_runs_anyway(make_pool):
     """A job holding the turn while it waits (say, for a row lock) must not stall the one that
     would end that wait (say, the commit of the transaction holding the lock)."""
-    pool = make_pool(active_workers=1)
+    pool = make_pool(running_jobs=1)
     pool.active_wait = 0.2
     released = threading.Event()
 

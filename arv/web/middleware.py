@@ -6,8 +6,10 @@ from collections.abc import Callable
 from typing import Any
 
 from asgiref.sync import markcoroutinefunction
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.middleware.security import SecurityMiddleware
+
+from arv.web import error_answers
 
 BODY_METHODS = {"POST", "PUT", "PATCH"}
 
@@ -57,5 +59,5 @@ class JsonApiMiddleware(AsyncOnlyMiddleware):
 
     async def __call__(self, request: HttpRequest) -> HttpResponse:
         if request.method in BODY_METHODS and request.body and request.content_type != "application/json":
-            return JsonResponse({"detail": "Send the body as JSON (Content-Type: application/json)."}, status=415)
+            return error_answers.error(415, error_answers.NOT_JSON)
         return await self.get_response(request)
