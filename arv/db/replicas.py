@@ -41,6 +41,7 @@ from typing import Any, TypeVar
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.http import HttpRequest
+from django.urls import Resolver404, resolve
 
 from arv.db.workers import PoolClosed, PoolTimeout, get_pool, in_database_worker, worker_database, worker_state
 
@@ -170,8 +171,6 @@ def may_read_from_replica(request: HttpRequest, is_api: bool) -> bool:
         return False
     if not _primary_routes:
         return True
-    from django.urls import Resolver404, resolve
-
     try:
         match = resolve(request.path_info)
     except Resolver404:

@@ -32,6 +32,11 @@ pipeline (arv.pipeline) opens one for every request that is not a static file:
   pipeline ends as usual. The request is then marked as having acted outside the
   database (never run twice).
 
+With read replicas (arv.db.replicas) a unit runs on the database its route names: its
+worker comes from that database's pool, and its transaction is on that database. A unit on
+a replica first checks the client's read-after position (NeedsPrimary if the replica is
+behind); a unit on the primary that wrote notes its commit's WAL position (unit.read_after).
+
 At the start and end of each unit the worker runs Django's own connection
 upkeep: close the connection if it is older than CONN_MAX_AGE or broken, and
 with CONN_HEALTH_CHECKS ping a reused connection before its first query.
