@@ -1,5 +1,6 @@
 """ARV settings. Everything an operator changes comes from the environment (or a .env file)."""
 
+import ipaddress
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -163,11 +164,23 @@ LOCAL_STORAGE_ROOTS = [
 ] or [LOCAL_STORAGE_ROOT]
 if not all(root.is_absolute() for root in LOCAL_STORAGE_ROOTS):
     raise ImproperlyConfigured(f"ARV_LOCAL_STORAGE_ROOTS must name absolute paths: {LOCAL_STORAGE_ROOTS}")
-# Storage connection checks: the whole check's deadline, and where Yandex Disk's API is.
+# Storage connection checks: the whole check's deadline, how many run at once per process,
+# the networks besides public ones a MinIO endpoint may be in, and where Yandex Disk's API is.
 try:
     STORAGE_TEST_TIMEOUT = env_number("ARV_STORAGE_TEST_TIMEOUT", 10, minimum=0.1, integer=False)
+    STORAGE_TEST_CONCURRENCY = env_number("ARV_STORAGE_TEST_CONCURRENCY", 4, minimum=1)
 except ConfigurationError as exc:
     raise ImproperlyConfigured(str(exc)) from None
+try:
+    STORAGE_ALLOWED_NETWORKS = [
+        ipaddress.ip_network(cidr.strip())
+        for cidr in os.environ.get("ARV_STORAGE_ALLOWED_NETWORKS", "").split(",")
+        if cidr.strip()
+    ]
+except ValueError as exc:
+    raise ImproperlyConfigured(
+        f"ARV_STORAGE_ALLOWED_NETWORKS: {exc} (comma-separated CIDRs, e.g. 10.0.0.0/8)"
+    ) from None
 YANDEX_DISK_API_URL = os.environ.get("ARV_YANDEX_DISK_API_URL", "https://cloud-api.yandex.net")
 
 # Keys for storage credentials at rest (storage.credentials): the first encrypts, all decrypt;

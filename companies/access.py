@@ -9,7 +9,9 @@ from django.db.models import QuerySet
 from companies.models import Company
 
 # What a member may change on its own company; the rest is the operator's (staff) business.
-MEMBER_WRITABLE_FIELDS = frozenset({"name", "contact_email", "contact_phone", "telegram_chat_id", "notes", "metadata"})
+# Not the name: a rename that collides with another company's name must fail, and that
+# failure would tell a member which names other companies have (issue 18, item 10).
+MEMBER_WRITABLE_FIELDS = frozenset({"contact_email", "contact_phone", "telegram_chat_id", "notes", "metadata"})
 
 
 def require_staff(user: AbstractBaseUser) -> None:

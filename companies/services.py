@@ -39,6 +39,8 @@ def company_update(*, user: AbstractBaseUser, company_id: int, **fields: Any) ->
     company = one_or_none(companies_visible_to(user).select_for_update().filter(pk=company_id))
     if company is None:
         return company_get(user=user, company_id=company_id)  # raises the 404
+    if fields.get("name") == company.name:
+        del fields["name"]  # unchanged (e.g. a client sending the object back): no rename to refuse
     require_member_writable(user, set(fields))
     if "storage_connection_id" in fields:
         _check_storage_connection(fields["storage_connection_id"])

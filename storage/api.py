@@ -18,7 +18,9 @@ from storage.schemas import (
     ConnectionTestOut,
     ConnectionUpdate,
     FolderCreate,
+    FolderListQuery,
     FolderOut,
+    FolderPageOut,
 )
 
 connections_router = Router(tags=["storage connections"])
@@ -85,8 +87,15 @@ async def connection_stats(request: HttpRequest, connection_id: ConnectionId):
 
 
 @folders_router.get("/{company_id}/folders", response=answers(list[FolderOut]))
-async def folder_list(request: HttpRequest, company_id: CompanyId):
-    return await finish_db(list[FolderOut], selectors.folder_list, user=request.auth, company_id=company_id)
+async def folder_list(
+    request: HttpRequest, response: HttpResponse, company_id: CompanyId, paging: Query[FolderListQuery]
+):
+    # The answer stays a list (API.md); the total of all pages is in X-Total-Count.
+    page = await finish_db(
+        FolderPageOut, selectors.folder_list, user=request.auth, company_id=company_id, **paging.dict()
+    )
+    response["X-Total-Count"] = str(page.total)
+    return page.items
 
 
 @folders_router.post("/{company_id}/folders", response=answers({201: FolderOut}))

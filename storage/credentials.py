@@ -49,12 +49,52 @@ def encrypt(credentials: dict[str, Any]) -> str:
     return credentials_fernet().encrypt(json.dumps(credentials).encode()).decode()
 
 
+class UnreadableCredentials(ImproperlyConfigured):
+    """Stored credentials that none of the configured keys decrypts."""
+
+
 def decrypt(token: str) -> dict[str, Any]:
     try:
         return json.loads(credentials_fernet().decrypt(token.encode()))
     except InvalidToken:
         # Never the token or any part of it in the message.
-        raise ImproperlyConfigured(
+        raise UnreadableCredentials(
             "Stored storage credentials cannot be decrypted with any of ARV_CREDENTIALS_KEYS (or the key"
             " derived from DJANGO_SECRET_KEY): a key that encrypted them was removed or changed."
         ) from None
+
+
+class EncryptedCredentials:
+    """Credentials as loaded from the database: still ciphertext, decrypted only by `decrypted()`.
+
+    Like a FileField's FieldFile, the model attribute is a handle, not the content: listing,
+    showing or saving a connection never decrypts (so a row under a removed key breaks no page),
+    and saving it unchanged writes the same ciphertext back.
+    """
+
+    __slots__ = ("token",)
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def decrypted(self) -> dict[str, Any]:
+        """The credentials; UnreadableCredentials if no configured key decrypts them."""
+        return decrypt(self.token)
+
+    def __eq__(self, other: object) -> bool:  # the same ciphertext; never decrypted to compare
+        if not isinstance(other, EncryptedCredentials):
+            return NotImplemented
+        return self.token == other.token
+
+    def __hash__(self) -> int:
+        return hash(self.token)
+
+    def __repr__(self) -> str:
+        return "<EncryptedCredentials>"  # never the token
+
+
+def decrypted(value: dict[str, Any] | EncryptedCredentials | None) -> dict[str, Any]:
+    """A credentials attribute's content: a dict set in Python as is, a loaded one decrypted."""
+    if isinstance(value, EncryptedCredentials):
+        return value.decrypted()
+    return dict(value or {})

@@ -22,6 +22,8 @@ def nfkc(value: str) -> str:
 
 def storable_json_object(value: Any) -> None:
     """Model validator: a JSON object the database can store and the API can answer with."""
+    if isinstance(value, credentials.EncryptedCredentials):  # stored already, left unchanged
+        return
     if not isinstance(value, dict):
         raise ValidationError("Must be a JSON object.", code="not_an_object")
     try:
@@ -93,20 +95,25 @@ class NameField(models.CharField):
 
 
 class EncryptedJSONField(models.TextField):
-    """A JSON object that Python sees as a dict and the database only as Fernet ciphertext
-    (storage.credentials). Nothing can filter, search or order on it: every lookup but
-    isnull is refused, so the ciphertext cannot be probed either."""
+    """A JSON object that the database sees only as Fernet ciphertext (storage.credentials).
 
-    def from_db_value(self, value: str | None, expression, connection) -> dict[str, Any] | None:
-        return None if value is None else credentials.decrypt(value)
+    Set it to a dict; read from the database it is an EncryptedCredentials handle, decrypted
+    only where the credentials are used (`.decrypted()`), so nothing else depends on the keys.
+    Nothing can filter, search or order on it: every lookup but isnull is refused, so the
+    ciphertext cannot be probed either."""
+
+    def from_db_value(self, value: str | None, expression, connection) -> credentials.EncryptedCredentials | None:
+        return None if value is None else credentials.EncryptedCredentials(value)
 
     def to_python(self, value: Any) -> Any:
         # The string form of this field (value_to_string, e.g. dumpdata) is its ciphertext.
-        return credentials.decrypt(value) if isinstance(value, str) else value
+        return credentials.EncryptedCredentials(value) if isinstance(value, str) else value
 
     def get_prep_value(self, value: Any) -> str | None:
         if value is None:
             return None
+        if isinstance(value, credentials.EncryptedCredentials):  # unchanged: the same ciphertext back
+            return value.token
         if not isinstance(value, dict):  # a JSON text would be stored as one string, not an object
             raise TypeError(f"{self.name} must be a dict, not {type(value).__name__}")
         return credentials.encrypt(value)

@@ -1,11 +1,15 @@
+from typing import Any
+
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
 
+from storage import credentials as credentials_at_rest
 from storage.fields import CanonicalPathField, EncryptedJSONField, NameField, storable_json_object
 from storage.paths import canonical_path, canonical_path_q, no_control_characters_q, reject_control_characters
 from storage.providers.local_disk import outside_roots
+from storage.providers.minio import endpoint_refusal as minio_endpoint_refusal
 
 
 class Provider(models.TextChoices):
@@ -76,6 +80,11 @@ class StorageConnection(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def decrypted_credentials(self) -> dict[str, Any]:
+        """The credentials in clear, for the code that uses them (the check, key rotation) and
+        nowhere else; UnreadableCredentials when no configured key decrypts them."""
+        return credentials_at_rest.decrypted(self.credentials)
+
     def clean(self) -> None:
         try:
             self.base_path = connection_base_path(self.provider, self.base_path)
@@ -84,6 +93,10 @@ class StorageConnection(models.Model):
         # The admin's form errors; the API's 422s are the service's (storage.services).
         if self.provider == Provider.LOCAL_DISK and self.base_path and (problem := outside_roots(self.base_path)):
             raise ValidationError({"base_path": problem})
+        # New credentials only (stored ones stay encrypted): a MinIO endpoint checks may not reach.
+        if self.provider == Provider.MINIO and isinstance(self.credentials, dict):
+            if problem := minio_endpoint_refusal(self.credentials):
+                raise ValidationError({"credentials": problem})
 
 
 class FolderType(models.TextChoices):

@@ -5,9 +5,9 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from ninja import Schema
-from pydantic import AfterValidator, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
-from arv.web.schemas import InputSchema, JsonObject, OutputSchema, text
+from arv.web.schemas import MAX_INT, InputSchema, JsonObject, OutputSchema, text
 from storage.fields import nfkc
 from storage.paths import canonical_path, reject_control_characters
 
@@ -103,6 +103,16 @@ class FolderOut(OutputSchema):
     total_size_bytes: int
     created_at: datetime
     updated_at: datetime
+
+
+class FolderPageOut(OutputSchema):
+    items: list[FolderOut]
+    total: int
+
+
+class FolderListQuery(Schema):
+    page: int = Field(1, ge=1, le=MAX_INT)
+    page_size: int = Field(100, ge=1, le=100)
 
 
 class FolderCreate(InputSchema):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, QuerySet, Sum
 from django.http import Http404
@@ -45,6 +47,15 @@ def connection_stats(*, user: AbstractBaseUser, connection_id: int) -> dict[str,
     }
 
 
-def folder_list(*, user: AbstractBaseUser, company_id: int) -> list[StorageFolder]:
+@dataclass
+class FolderPage:
+    items: list[StorageFolder]
+    total: int
+
+
+def folder_list(*, user: AbstractBaseUser, company_id: int, page: int = 1, page_size: int = 100) -> FolderPage:
+    """One page of a company's folders, by path, and how many it has in all."""
     company = company_get(user=user, company_id=company_id)
-    return list(company.folders.order_by("path", "id"))
+    folders = company.folders.order_by("path", "id")
+    offset = (page - 1) * page_size
+    return FolderPage(items=list(folders[offset : offset + page_size]), total=folders.count())

@@ -11,10 +11,13 @@ from django.utils import timezone
 
 from arv.web.errors import Conflict, InvalidInput
 from companies.access import require_staff
+from companies.models import Company
 from companies.selectors import company_get
+from storage.credentials import UnreadableCredentials
 from storage.models import Provider, StorageConnection, StorageFolder, TestStatus, connection_base_path
 from storage.providers import Outcome, check_connection
 from storage.providers.local_disk import outside_roots
+from storage.providers.minio import endpoint_refusal as minio_endpoint_refusal
 from storage.selectors import connection_get
 
 
@@ -37,9 +40,17 @@ def _checked_base_path(provider: str, base_path: str | None, *, confine: bool = 
     return base_path
 
 
+def _check_endpoint(provider: str, credentials: dict[str, Any] | None) -> None:
+    """A MinIO endpoint must resolve to an address checks may connect to, else 422
+    (storage.providers.addresses): nothing is stored that the check would refuse."""
+    if provider == Provider.MINIO and credentials and (problem := minio_endpoint_refusal(credentials)):
+        raise InvalidInput("credentials", problem)
+
+
 def connection_create(*, user: AbstractBaseUser, **fields: Any) -> StorageConnection:
     require_staff(user)
     fields["base_path"] = _checked_base_path(fields["provider"], fields.get("base_path"))
+    _check_endpoint(fields["provider"], fields.get("credentials"))
     if fields.get("is_default"):
         connection_clear_other_defaults(None)
     connection = StorageConnection.objects.create(**fields)
@@ -50,6 +61,8 @@ def connection_update(*, user: AbstractBaseUser, connection_id: int, **fields: A
     connection = connection_get(user=user, connection_id=connection_id)
     for field, value in fields.items():
         setattr(connection, field, value)
+    if "credentials" in fields:
+        _check_endpoint(connection.provider, fields["credentials"])
     moves = bool({"provider", "base_path"} & set(fields))
     base_path = _checked_base_path(connection.provider, connection.base_path, confine=moves)
     if moves:
@@ -81,11 +94,15 @@ class CheckTarget:
 
     provider: str
     base_path: str | None
-    credentials: dict[str, Any]
+    credentials: dict[str, Any] | None  # None: no configured key decrypts them
 
 
 def check_target(connection: StorageConnection) -> CheckTarget:
-    return CheckTarget(connection.provider, connection.base_path, dict(connection.credentials or {}))
+    try:
+        credentials = connection.decrypted_credentials()
+    except UnreadableCredentials:
+        credentials = None  # the check says so; nothing else needs them
+    return CheckTarget(connection.provider, connection.base_path, credentials)
 
 
 def connection_check_target(*, user: AbstractBaseUser, connection_id: int) -> CheckTarget:
@@ -108,5 +125,10 @@ def connection_record_test(*, user: AbstractBaseUser, connection_id: int, outcom
 
 
 def folder_create(*, user: AbstractBaseUser, company_id: int, **fields: Any) -> StorageFolder:
+    """A new folder, within the company's projects_limit (409 beyond it). The company's row is
+    locked first, so concurrent creates count one after the other and cannot pass the limit."""
     company = company_get(user=user, company_id=company_id)
+    limit = Company.objects.select_for_update().filter(pk=company.pk).values_list("projects_limit", flat=True).get()
+    if StorageFolder.objects.filter(company=company).count() >= limit:
+        raise Conflict(f"The company has reached its limit of {limit} folders (projects_limit).")
     return StorageFolder.objects.create(company=company, **fields)

@@ -24,3 +24,6 @@ os.environ.setdefault(
         ]
     ),
 )
+# The tests' storage servers (moto's S3, the slow and silent endpoints) listen on loopback,
+# which a MinIO endpoint may only be in when allowed (tests of the refusal narrow it).
+os.environ.setdefault("ARV_STORAGE_ALLOWED_NETWORKS", "127.0.0.0/8")

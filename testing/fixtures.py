@@ -14,7 +14,7 @@ import pytest
 from testing.servers import UvicornProcess, free_port, uvicorn_in_thread
 
 if TYPE_CHECKING:  # imported by the fixtures that use them (boto3 is slow to import)
-    from testing.remote import S3Server, SilentEndpoint, YandexDiskServer
+    from testing.remote import FakeS3Endpoint, S3Server, SilentEndpoint, YandexDiskServer
 
 # Pool bounds of servers started by start_server (tests override them per server).
 SERVER_POOL = {"DB_POOL_SIZE": "4", "DB_MAX_OVERFLOW": "2"}
@@ -237,3 +237,20 @@ def silent_endpoint() -> Iterator[SilentEndpoint]:
 def closed_endpoint() -> str:
     """host:port where nothing listens (connections are refused)."""
     return f"127.0.0.1:{free_port()}"
+
+
+@pytest.fixture
+def fake_s3() -> Iterator[Callable[..., FakeS3Endpoint]]:
+    """fake_s3(put, **options) -> an S3-looking endpoint on loopback that misbehaves as `put` says
+    (testing.remote.FakeS3Endpoint); stopped afterwards."""
+    from testing.remote import FakeS3Endpoint
+
+    endpoints: list[FakeS3Endpoint] = []
+
+    def make(put: str, **options) -> FakeS3Endpoint:
+        endpoints.append(FakeS3Endpoint(put, **options))
+        return endpoints[-1]
+
+    yield make
+    for endpoint in endpoints:
+        endpoint.stop()

@@ -1,5 +1,6 @@
 """Remote storage for tests, real servers on loopback: an S3 endpoint (moto's server mode, in a
-process of its own), a Yandex Disk REST API, an endpoint that accepts and never answers."""
+process of its own), a Yandex Disk REST API, an endpoint that accepts and never answers, and a
+fake S3 endpoint that misbehaves (a huge body, a slow drip, a non-S3 answer)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -134,17 +136,16 @@ class YandexDiskServer:
         self.httpd.server_close()
 
 
-class SilentEndpoint:
-    """A TCP port that accepts connections and never answers (a hung server)."""
+class LoopbackListener:
+    """A TCP port on loopback that hands each connection to `connected_to` (on its own thread).
+    Subclasses set their own state first, then call this __init__ (it starts accepting)."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str) -> None:
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(64)
         self.endpoint = f"127.0.0.1:{self.sock.getsockname()[1]}"
-        self.accepted: list[socket.socket] = []
-        self.connected = threading.Event()  # set once a client has connected
-        threading.Thread(target=self._accept, name="silent-endpoint", daemon=True).start()
+        threading.Thread(target=self._accept, name=name, daemon=True).start()
 
     def _accept(self) -> None:
         while True:
@@ -152,10 +153,125 @@ class SilentEndpoint:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
-            self.accepted.append(conn)
-            self.connected.set()
+            self.connected_to(conn)
+
+    def connected_to(self, conn: socket.socket) -> None:
+        raise NotImplementedError
 
     def stop(self) -> None:
         self.sock.close()
+
+
+class SilentEndpoint(LoopbackListener):
+    """A TCP port that accepts connections and never answers (a hung server)."""
+
+    def __init__(self) -> None:
+        self.accepted: list[socket.socket] = []
+        self.connected = threading.Event()  # set once a client has connected
+        super().__init__("silent-endpoint")
+
+    def connected_to(self, conn: socket.socket) -> None:
+        self.accepted.append(conn)
+        self.connected.set()
+
+    def stop(self) -> None:
+        super().stop()
         for conn in self.accepted:
             conn.close()
+
+
+class FakeS3Endpoint(LoopbackListener):
+    """An HTTP endpoint on loopback that looks like S3 to a first glance (its answers carry an
+    S3 request id) and then misbehaves as `put` says, for the probe PUT of a MinIO check
+    (HEAD answers 200; give the check a region, so it asks for no bucket location):
+
+    - "huge": 200 and a body of `huge_bytes` (sent until the client hangs up);
+    - "drip": the status line and headers one byte every `drip_seconds`, never finished;
+    - "not_s3": a plain web server's 404 page, no S3 request id (for every request);
+    - "redirect": 301 to elsewhere (every request); "hangup": close without an answer (every request).
+
+    It counts connections, bytes sent, and sets `closed` when a client has closed its connection."""
+
+    def __init__(self, put: str, huge_bytes: int = 400 * 2**20, drip_seconds: float = 0.1) -> None:
+        self.put, self.huge_bytes, self.drip_seconds = put, huge_bytes, drip_seconds
+        self.connections = 0
+        self.requests: list[str] = []
+        self.hosts: list[str] = []  # each request's Host header
+        self.bytes_sent = 0
+        self.closed = threading.Event()
+        self._lock = threading.Lock()
+        super().__init__("fake-s3")
+
+    def credentials(self, **changes) -> dict:
+        return {
+            "endpoint": self.endpoint,
+            "access_key": "fake-access",
+            "secret_key": "fake-secret-S3CR3T",
+            "bucket": "arv-fake",
+            "secure": False,
+            "region": "us-east-1",
+            **changes,
+        }
+
+    def connected_to(self, conn: socket.socket) -> None:
+        with self._lock:
+            self.connections += 1
+        threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _send(self, conn: socket.socket, data: bytes) -> None:
+        conn.sendall(data)
+        with self._lock:
+            self.bytes_sent += len(data)
+
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            with conn, conn.makefile("rb") as reader:
+                while True:
+                    line = reader.readline(65536)
+                    if not line:
+                        break
+                    method = line.split(b" ", 1)[0].decode()
+                    self.requests.append(method)
+                    length = 0
+                    while (header := reader.readline(65536)) not in (b"\r\n", b"\n", b""):
+                        name, _, value = header.decode("latin-1").partition(":")
+                        if name.strip().lower() == "content-length":
+                            length = int(value)
+                        elif name.strip().lower() == "host":
+                            self.hosts.append(value.strip())
+                    reader.read(length)
+                    if not self._answer(conn, method):
+                        break
+        except OSError:
+            pass
+        finally:
+            self.closed.set()
+
+    def _answer(self, conn: socket.socket, method: str) -> bool:
+        """Answer one request; False: the connection is done."""
+        s3 = b"x-amz-request-id: FAKE0001\r\n"
+        if self.put == "not_s3":
+            self._send(conn, b"HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\nContent-Length: 9\r\n\r\nNot found")
+            return True
+        if self.put == "redirect":
+            self._send(conn, b"HTTP/1.1 301 Moved\r\nLocation: http://127.0.0.1:1/\r\nContent-Length: 0\r\n\r\n")
+            return True
+        if self.put == "hangup":
+            return False
+        if method == "HEAD":  # one request per connection: the next one connects again
+            self._send(conn, b"HTTP/1.1 200 OK\r\n" + s3 + b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+            return False
+        if method == "DELETE":
+            self._send(conn, b"HTTP/1.1 204 No Content\r\n" + s3 + b"\r\n")
+            return True
+        if self.put == "drip":
+            for byte in b"HTTP/1.1 200 OK\r\n" + s3 + b"X-Drip: " + b"a" * 100_000:
+                self._send(conn, bytes([byte]))
+                time.sleep(self.drip_seconds)
+            return False
+        # huge: no Content-Length, so only the cap stops a reader
+        self._send(conn, b"HTTP/1.1 200 OK\r\n" + s3 + b"Connection: close\r\n\r\n")
+        chunk = b"x" * 65536
+        for _ in range(self.huge_bytes // len(chunk)):
+            self._send(conn, chunk)
+        return False

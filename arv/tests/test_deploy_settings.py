@@ -17,6 +17,7 @@ import pytest
 from django.db import connection
 
 from arv.auth.tokens import token_issue
+from storage.credentials import derived_key
 from testing.pgbouncer import PGBOUNCER, pgbouncer
 from testing.postgres import current_database_url
 from testing.servers import PROJECT_DIR
@@ -92,13 +93,25 @@ def test_check_deploy_refuses_pgbouncer_on_sqlite(production_env):
 
 
 @pytest.fixture
-def database_env(production_env, transactional_db) -> dict[str, str]:
-    """The production environment on the test database."""
-    return {**production_env, "DATABASE_URL": current_database_url()}
+def database_env(production_env, transactional_db, settings) -> dict[str, str]:
+    """The production environment on the test database, with the key that encrypted its storage
+    credentials (this process's, derived from its secret key), as an operator's would have."""
+    keys = derived_key(settings.SECRET_KEY).decode()
+    return {**production_env, "DATABASE_URL": current_database_url(), "ARV_CREDENTIALS_KEYS": keys}
 
 
 def _check_database(env: dict[str, str]) -> subprocess.CompletedProcess:
     return _check_deploy(env, "--database", "default")
+
+
+@postgresql_only
+def test_check_deploy_lists_credentials_no_configured_key_decrypts(database_env):
+    from storage.models import StorageConnection
+
+    connection = StorageConnection.objects.create(name="Keyed", provider="minio", credentials={"secret_key": "s"})
+    result = _check_database({**database_env, "ARV_CREDENTIALS_KEYS": ""})  # the key that encrypted them is gone
+    assert result.returncode != 0
+    assert "storage.W001" in result.stderr and f"{connection.pk} (Keyed)" in result.stderr, result.stderr
 
 
 @postgresql_only

@@ -46,6 +46,7 @@ MATRIX = {
 
 # Operator fields: writable by staff, 403 for a member (companies.access.MEMBER_WRITABLE_FIELDS).
 OPERATOR_FIELDS = {
+    "name": "Alpha Renamed",  # a rename could tell a member other companies' names (409)
     "subscription_tier": "enterprise",
     "storage_quota_gb": 50,
     "projects_limit": 25,
@@ -60,7 +61,6 @@ def body_for(endpoint: str, world: SimpleNamespace) -> dict | None:
     bodies = {
         "create company": {"name": "Gamma"},
         "patch company (member fields)": {
-            "name": "Alpha Renamed",
             "contact_email": "alpha@example.com",
             "contact_phone": "+1 555 0100",
             "telegram_chat_id": "12345",

@@ -282,7 +282,7 @@ def test_connection_form_never_shows_credentials(admin_browser: WebDriver, live_
     shot("saved")
     assert any("changed successfully" in message for message in messages(driver))
     connection.refresh_from_db()
-    assert connection.credentials == credentials
+    assert connection.decrypted_credentials() == credentials
 
     # New credentials replace the stored ones, and the form is empty again afterwards.
     driver.get(f"{live_url}/admin/storage/storageconnection/{connection.pk}/change/")
@@ -294,7 +294,7 @@ def test_connection_form_never_shows_credentials(admin_browser: WebDriver, live_
     assert driver.find_element(By.ID, "id_credentials").get_attribute("value") == ""
     assert "rotated-secret" not in driver.page_source
     connection.refresh_from_db()
-    assert connection.credentials == replacement
+    assert connection.decrypted_credentials() == replacement
 
 
 def test_logout(admin_browser: WebDriver, live_url: str, shot) -> None:

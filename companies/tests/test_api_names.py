@@ -64,3 +64,19 @@ def test_a_look_alike_of_a_taken_connection_name_is_409(staff, taken, sent):
     response = staff.post("/api/storage/connections", json={"name": sent, "provider": "minio"})
     assert response.status_code == 409, response.text
     assert StorageConnection.objects.filter(provider="minio").count() == 1
+
+
+def test_a_member_cannot_learn_other_companies_names_by_renaming(make_company, member_of):
+    """Renames are the operator's (issue 18, item 10): a member's rename to another company's
+    name and to a name nobody has get the same 403, so neither tells it anything; sending its
+    own name back unchanged is no rename."""
+    own, other = make_company("Initech"), make_company("Globex")
+    member = member_of(own)
+    answers = [member.patch(f"/api/companies/{own.id}", json={"name": name}) for name in ("GLOBEX", "Nonexistent Corp")]
+    assert [answer.status_code for answer in answers] == [403, 403]
+    assert answers[0].json() == answers[1].json() == {"detail": "Only staff users may change: name."}
+    unchanged = member.patch(f"/api/companies/{own.id}", json={"name": "Initech", "notes": "hello"})
+    assert unchanged.status_code == 200 and unchanged.json()["notes"] == "hello"
+    own.refresh_from_db()
+    other.refresh_from_db()
+    assert (own.name, other.name) == ("Initech", "Globex")

@@ -7,6 +7,7 @@ back to 0002 decrypts into a jsonb column again.
 
 from django.db import migrations, models
 
+import storage.credentials
 import storage.fields
 
 
@@ -20,7 +21,7 @@ def encrypt(apps, schema_editor):
 def decrypt(apps, schema_editor):
     StorageConnection = apps.get_model("storage", "StorageConnection")
     for connection in StorageConnection.objects.using(schema_editor.connection.alias).order_by("pk"):
-        connection.credentials = connection.encrypted_credentials or {}
+        connection.credentials = storage.credentials.decrypted(connection.encrypted_credentials)
         connection.save(update_fields=["credentials"])
 
 

@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import uuid
 from typing import Any
 
 from django.conf import settings
 
-from storage.providers import Outcome, failed
+from storage.providers import Outcome, failed, no_answer  # noqa: F401 (no_answer: the provider's)
+
+DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
 
 def allowed_roots() -> list[str]:
     return [os.path.realpath(root) for root in settings.LOCAL_STORAGE_ROOTS]
+
+
+def _root_of(real: str) -> str | None:
+    """The allowed root a resolved path lies in (None: none)."""
+    for root in allowed_roots():
+        if real == root or real.startswith(root.rstrip(os.sep) + os.sep):
+            return root
+    return None
 
 
 def outside_roots(base_path: str) -> str | None:
@@ -20,30 +32,56 @@ def outside_roots(base_path: str) -> str | None:
     symlinks included, to one of the allowed roots or below."""
     if not os.path.isabs(base_path) or "\x00" in base_path:
         return f"{base_path!r} is not an absolute path."
-    real = os.path.realpath(base_path)
-    for root in allowed_roots():
-        if real == root or real.startswith(root.rstrip(os.sep) + os.sep):
-            return None
-    return f"{base_path} is outside the storage roots this server allows (ARV_LOCAL_STORAGE_ROOTS)."
+    if _root_of(os.path.realpath(base_path)) is None:
+        return f"{base_path} is outside the storage roots this server allows (ARV_LOCAL_STORAGE_ROOTS)."
+    return None
 
 
-def check(base_path: str | None, credentials: dict[str, Any], timeout: float) -> Outcome:
+def open_beneath(root: str, parts: list[str]) -> int:
+    """A descriptor of the directory root/parts[0]/parts[1]/..., opened one component at a time
+    from the root's descriptor and never through a symlink (O_NOFOLLOW on each component, not
+    only the last): a component swapped for a symlink after the path was resolved is refused
+    (OSError), so nothing outside `root` is ever reached."""
+    directory = os.open(root, DIRECTORY)
+    try:
+        for part in parts:
+            if part in ("", ".", "..") or os.sep in part:
+                raise OSError(errno.EINVAL, f"not a path component: {part!r}")
+            try:
+                inner = os.open(part, DIRECTORY | os.O_NOFOLLOW, dir_fd=directory)
+            except NotADirectoryError:  # Linux's answer for a symlink too: say which it is
+                if stat.S_ISLNK(os.stat(part, dir_fd=directory, follow_symlinks=False).st_mode):
+                    raise OSError(errno.ELOOP, f"{part} is a symlink") from None
+                raise
+            os.close(directory)
+            directory = inner
+    except BaseException:
+        os.close(directory)
+        raise
+    return directory
+
+
+def check(base_path: str | None, credentials: dict[str, Any], deadline: object) -> Outcome:
     """A writable directory inside the roots. Checked again here (a directory may have become
-    a symlink outward since it was saved): outside the roots nothing is touched."""
+    a symlink outward since it was saved), and opened beneath its root: outside the roots
+    nothing is touched."""
     if not base_path:
         return failed("base_path is required for local_disk connections.")
     problem = outside_roots(base_path)
-    if problem:
-        return failed(problem)
     real = os.path.realpath(base_path)
+    root = None if problem else _root_of(real)
+    if root is None:  # resolved once more: what it resolves to now is what is opened
+        return failed(problem or outside_roots(base_path) or f"{base_path} is outside the storage roots.")
+    parts = [part for part in os.path.relpath(real, root).split(os.sep) if part != "."]
     try:
-        # O_NOFOLLOW: the resolved directory must not be swapped for a symlink meanwhile.
-        directory = os.open(real, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        directory = open_beneath(root, parts)
     except FileNotFoundError:
         return failed(f"{base_path} does not exist.")
     except NotADirectoryError:
         return failed(f"{base_path} is not a directory.")
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return failed(f"{base_path} changed while it was checked (a symlink on its way); nothing was touched.")
         return failed(f"{base_path} cannot be opened: {exc.strerror}.")
     try:
         probe = f".arv-test-{uuid.uuid4().hex}"

@@ -15,14 +15,24 @@ from django.conf import settings
 from urllib3.exceptions import HTTPError
 
 from storage.providers import Outcome, failed
-from storage.providers.remote import pool, transport_failure
+from storage.providers.remote import CheckClient, Deadline, transport_failure
 
 
-def check(base_path: str | None, credentials: dict[str, Any], timeout: float) -> Outcome:
+def _where() -> tuple[str, str]:
     api = settings.YANDEX_DISK_API_URL.rstrip("/")
-    where = urlsplit(api).netloc or api
+    return api, urlsplit(api).netloc or api
+
+
+def no_answer(credentials: dict[str, Any], timeout: float) -> Outcome:
+    return failed(f"{_where()[1]} did not answer within {timeout:g} s.")
+
+
+def check(base_path: str | None, credentials: dict[str, Any], deadline: Deadline) -> Outcome:
+    api, where = _where()
+    timeout = deadline.seconds
     headers = {"Authorization": f"OAuth {credentials['oauth_token']}", "Accept": "application/json"}
-    http = pool(timeout)
+    # The API's address is the operator's setting (ARV_YANDEX_DISK_API_URL): not confined.
+    http = CheckClient(deadline, confined=False)
     try:
         disk = http.request("GET", f"{api}/v1/disk/", headers=headers)
         if disk.status in (401, 403):

@@ -75,7 +75,7 @@ def test_credentials_sent_in_the_admin_are_stored_encrypted(admin):
     answer = send_form(admin, ADD, FORM, name="Added", provider="minio", credentials=json.dumps(CREDENTIALS))
     assert answer.status_code == 302, form_errors(answer)
     added = StorageConnection.objects.get(name="Added")
-    assert added.credentials == CREDENTIALS
+    assert added.decrypted_credentials() == CREDENTIALS
     with connection.cursor() as cursor:
         cursor.execute("SELECT credentials FROM storage_storageconnection WHERE id = %s", [added.pk])
         assert SECRET not in cursor.fetchone()[0]
@@ -147,3 +147,22 @@ def test_a_folder_path_is_stored_canonical_and_its_spellings_are_one_path(admin,
     escape = send_form(admin, add, "storagefolder_form", company=str(company.pk), name="c", path="a/../../b")
     assert any("'..'" in error for error in form_errors(escape)), form_errors(escape)
     assert StorageFolder.objects.count() == 1
+
+
+def test_a_view_only_user_cannot_run_the_test_action(viewer, local_connection):
+    """The action declares its permission (change): it is not offered to a view-only user, and
+    sending it anyway runs nothing and stores nothing."""
+    page = viewer.get(CHANGELIST)
+    assert page.status_code == 200 and "test_connections" not in page.text
+    answer = viewer.post(
+        CHANGELIST,
+        data={
+            "action": "test_connections",
+            "index": "0",
+            "_selected_action": [str(local_connection.pk)],
+            "csrfmiddlewaretoken": viewer.cookies["csrftoken"],
+        },
+    )
+    assert answer.status_code in (200, 302, 403), answer.text[:2000]
+    local_connection.refresh_from_db()
+    assert (local_connection.last_tested_at, local_connection.test_status) == (None, None)

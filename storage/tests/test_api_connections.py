@@ -29,7 +29,7 @@ def test_create_returns_the_connection_without_credentials(staff, tmp_path):
     assert response.status_code == 201
     assert set(response.json()) == CONNECTION_FIELDS
     assert "s3cr3t" not in response.text
-    assert StorageConnection.objects.get(name="Minio A").credentials == {"secret_key": "s3cr3t"}
+    assert StorageConnection.objects.get(name="Minio A").decrypted_credentials() == {"secret_key": "s3cr3t"}
 
 
 def test_credentials_never_appear_in_any_answer(staff, local_connection):

@@ -1,4 +1,7 @@
-"""/api/companies/{id}/folders against API.md."""
+"""/api/companies/{id}/folders against API.md: folders within the company's limit, the list in pages."""
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -57,3 +60,58 @@ def test_invalid_folders_are_422(staff, make_company, body):
 def test_folders_of_a_missing_company_are_404(staff):
     assert staff.get("/api/companies/424242/folders").status_code == 404
     assert staff.post("/api/companies/424242/folders", json={"name": "a", "path": "/a"}).status_code == 404
+
+
+# --- the company's projects_limit (issue 18, suspected item) ---------------------------------
+
+
+def test_folders_stop_at_the_companys_limit(staff, member_of, make_company):
+    company = make_company("Limited Co", projects_limit=2)
+    member = member_of(company)
+    for number, client in enumerate([member, staff]):
+        answer = client.post(f"/api/companies/{company.id}/folders", json={"name": "f", "path": f"/f{number}"})
+        assert answer.status_code == 201, answer.text
+    for client in (member, staff):
+        refused = client.post(f"/api/companies/{company.id}/folders", json={"name": "f", "path": "/one-more"})
+        assert refused.status_code == 409, refused.text
+        assert refused.json() == {"detail": "The company has reached its limit of 2 folders (projects_limit)."}
+    assert StorageFolder.objects.filter(company=company).count() == 2
+
+
+def test_concurrent_creates_cannot_pass_the_limit(member_of, make_company):
+    """Eight creates at once against a limit of three (the server runs them on several database
+    workers): each counts after the one before it has committed, so exactly three get in."""
+    company = make_company("Raced Co", projects_limit=3)
+    member = member_of(company)
+    start = threading.Barrier(8)
+
+    def create(number: int) -> int:
+        start.wait()
+        body = {"name": "f", "path": f"/race-{number}"}
+        return member.post(f"/api/companies/{company.id}/folders", json=body).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = sorted(pool.map(create, range(8)))
+    assert statuses == [201] * 3 + [409] * 5
+    assert StorageFolder.objects.filter(company=company).count() == 3
+
+
+# --- the folder list in pages ---------------------------------------------------------------
+
+
+def test_the_folder_list_comes_in_pages_and_stays_a_list(staff, make_company):
+    company = make_company("Paged Co", projects_limit=200)
+    StorageFolder.objects.bulk_create(
+        StorageFolder(company=company, name=f"f{number}", path=f"/f{number:03}") for number in range(120)
+    )
+    url = f"/api/companies/{company.id}/folders"
+    first = staff.get(url)
+    assert first.status_code == 200 and isinstance(first.json(), list)
+    assert ([folder["path"] for folder in first.json()][:2], len(first.json())) == (["/f000", "/f001"], 100)
+    assert first.headers["X-Total-Count"] == "120"
+    page = staff.get(url, params={"page": 3, "page_size": 50})
+    assert [folder["path"] for folder in page.json()] == [f"/f{number:03}" for number in range(100, 120)]
+    assert page.headers["X-Total-Count"] == "120"
+    assert staff.get(url, params={"page": 9, "page_size": 50}).json() == []
+    for bad in ({"page": 0}, {"page_size": 0}, {"page_size": 101}, {"page": "x"}):
+        assert staff.get(url, params=bad).status_code == 422, bad

@@ -16,6 +16,7 @@ import pytest
 
 from arv.auth.tokens import token_issue
 from storage.models import StorageConnection
+from storage.providers.minio import no_answer
 from testing.admin import log_in, parse_page
 from testing.servers import PROJECT_DIR
 
@@ -65,6 +66,90 @@ def test_a_yandex_disk_connection_tested_through_the_api(staff, yandex_disk):
     yandex_disk.resources.pop("/arv")
     body = staff.post(f"/api/storage/connections/{connection.id}/test").json()
     assert (body["status"], body["message"]) == ("error", "/arv does not exist on the Yandex Disk.")
+
+
+# --- what a check may cost and where it may go (issue 18, items 2 and 3) -------------------
+
+
+def test_a_huge_answer_to_the_probe_put_ends_the_check_cleanly(staff, fake_s3):
+    endpoint = fake_s3("huge")
+    connection = minio_connection("Huge", endpoint.credentials())
+    answer = staff.post(f"/api/storage/connections/{connection.id}/test")
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["status"], answer.json()["message"]) == (
+        "error",
+        no_answer(endpoint.credentials(), 10).message,
+    )
+    assert endpoint.closed.wait(10) and endpoint.bytes_sent < 32 * 2**20 < endpoint.huge_bytes
+
+
+def test_a_slow_drip_check_ends_at_the_deadline_and_closes_its_socket(staff, fake_s3, settings):
+    settings.STORAGE_TEST_TIMEOUT = 1  # the in-process server's setting too
+    endpoint = fake_s3("drip")
+    connection = minio_connection("Drip", endpoint.credentials())
+    answer = staff.post(f"/api/storage/connections/{connection.id}/test")
+    assert answer.json()["message"] == no_answer(endpoint.credentials(), 1).message
+    assert endpoint.closed.wait(5), "the check's connection is still open"
+
+
+REFUSED_ENDPOINTS = [
+    "localhost:9000",
+    "127.0.0.1:9000",
+    "[::1]:9000",
+    "[::ffff:127.0.0.1]:9000",
+    "[::127.0.0.1]:9000",
+    "0.0.0.0:9000",
+    "10.0.0.1:9000",
+    "192.168.0.10:9000",
+    "169.254.169.254:80",
+    "[fe80::1]:9000",
+    "[fd00::1]:9000",
+    "224.0.0.1:9000",
+]
+
+
+@pytest.mark.parametrize("endpoint", REFUSED_ENDPOINTS)
+def test_a_minio_endpoint_outside_the_allowed_networks_is_422(staff, settings, endpoint):
+    """Refused on resolution when stored: nothing connects to it (no test traffic leaves loopback)."""
+    settings.STORAGE_ALLOWED_NETWORKS = []  # the default: public addresses only
+    credentials = {"endpoint": endpoint, "access_key": "a", "secret_key": "s", "bucket": "arv-b"}
+    created = staff.post(
+        "/api/storage/connections", json={"name": "Inside", "provider": "minio", "credentials": credentials}
+    )
+    assert created.status_code == 422, created.text
+    assert created.json()["detail"][0]["loc"] == ["body", "credentials"]
+    assert "ARV_STORAGE_ALLOWED_NETWORKS" in created.json()["detail"][0]["msg"]
+    assert not StorageConnection.objects.filter(name="Inside").exists()
+    stored = minio_connection("Stored", {**credentials, "endpoint": "8.8.8.8:443"})
+    moved = staff.patch(f"/api/storage/connections/{stored.id}", json={"credentials": credentials})
+    assert moved.status_code == 422, moved.text
+    assert StorageConnection.objects.get(pk=stored.pk).decrypted_credentials()["endpoint"] == "8.8.8.8:443"
+
+
+def test_the_admin_refuses_a_minio_endpoint_outside_the_allowed_networks(live_url, superuser, settings):
+    settings.STORAGE_ALLOWED_NETWORKS = []
+    credentials = '{"endpoint": "localhost:9000", "access_key": "a", "secret_key": "s", "bucket": "arv-b"}'
+    with admin_session(live_url) as browser:
+        page = browser.get("/admin/storage/storageconnection/add/")
+        form = parse_page(page.text).forms["storageconnection_form"]
+        fields = {**dict(form["fields"]), "name": "Admin inside", "provider": "minio", "base_path": ""}
+        fields.update(credentials=credentials, metadata="{}")
+        answer = browser.post("/admin/storage/storageconnection/add/", data=fields)
+    assert answer.status_code == 200 and "does not connect to" in answer.text  # the form again, with its error
+    assert not StorageConnection.objects.filter(name="Admin inside").exists()
+
+
+def test_a_stored_endpoint_that_is_no_longer_allowed_is_never_contacted(start_server, staff_user, fake_s3):
+    """A server whose operator allows public addresses only (ARV_STORAGE_ALLOWED_NETWORKS
+    empty) refuses the check of a loopback endpoint stored before: no connection is made."""
+    endpoint = fake_s3("not_s3")
+    connection = minio_connection("Was allowed", endpoint.credentials())
+    server = start_server(ARV_STORAGE_ALLOWED_NETWORKS="")
+    headers = {"Authorization": f"Bearer {token_issue(user=staff_user)[1]}"}
+    answer = httpx.post(f"{server.url}/api/storage/connections/{connection.id}/test", headers=headers, timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "error" and "does not connect to" in answer.json()["message"]
+    assert endpoint.connections == 0
 
 
 def test_a_connection_without_its_credentials_names_them(staff):
@@ -124,13 +209,13 @@ def test_moving_a_local_disk_outside_the_roots_is_422_and_changes_nothing(staff,
     assert (local_connection.base_path, minio.provider) != ("/etc", "local_disk")
 
 
-def storage_settings(**env: str) -> subprocess.CompletedProcess:
-    """LOCAL_STORAGE_ROOTS, LOCAL_STORAGE_ROOT, STORAGE_TEST_TIMEOUT and YANDEX_DISK_API_URL as a
-    fresh process reads them, "|"-separated."""
-    code = (
-        "import django; django.setup(); from django.conf import settings as s; "
-        "print(s.LOCAL_STORAGE_ROOTS, s.LOCAL_STORAGE_ROOT, s.STORAGE_TEST_TIMEOUT, s.YANDEX_DISK_API_URL, sep='|')"
-    )
+STORAGE_SETTINGS = "s.LOCAL_STORAGE_ROOTS, s.LOCAL_STORAGE_ROOT, s.STORAGE_TEST_TIMEOUT, s.YANDEX_DISK_API_URL"
+
+
+def storage_settings(printed: str = STORAGE_SETTINGS, **env: str) -> subprocess.CompletedProcess:
+    """Settings as a fresh process reads them (by default LOCAL_STORAGE_ROOTS, LOCAL_STORAGE_ROOT,
+    STORAGE_TEST_TIMEOUT and YANDEX_DISK_API_URL), "|"-separated."""
+    code = f"import django; django.setup(); from django.conf import settings as s; print({printed}, sep='|')"
     base = {"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "arv.settings", "ARV_ENV_FILE": os.devnull}
     return subprocess.run(
         [sys.executable, "-c", code],
@@ -139,6 +224,16 @@ def storage_settings(**env: str) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
     )
+
+
+def test_the_new_check_settings_as_a_fresh_process_reads_them():
+    def read(**env: str) -> str:
+        printed = "s.STORAGE_TEST_CONCURRENCY, [str(n) for n in s.STORAGE_ALLOWED_NETWORKS]"
+        return storage_settings(printed, **env).stdout.strip()
+
+    assert read() == "4|[]"  # public addresses only
+    chosen = read(ARV_STORAGE_TEST_CONCURRENCY="2", ARV_STORAGE_ALLOWED_NETWORKS="10.20.0.0/16, fd00::/8")
+    assert chosen == "2|['10.20.0.0/16', 'fd00::/8']"
 
 
 def test_storage_settings_defaults_and_overrides():
@@ -156,6 +251,9 @@ def test_storage_settings_defaults_and_overrides():
     [
         ({"ARV_LOCAL_STORAGE_ROOTS": "/srv/a,relative"}, "ARV_LOCAL_STORAGE_ROOTS must name absolute paths"),
         ({"ARV_STORAGE_TEST_TIMEOUT": "soon"}, "ARV_STORAGE_TEST_TIMEOUT='soon' is not a number"),
+        ({"ARV_STORAGE_TEST_CONCURRENCY": "0"}, "ARV_STORAGE_TEST_CONCURRENCY='0' must be at least 1"),
+        ({"ARV_STORAGE_ALLOWED_NETWORKS": "10.0.0.0/8, intranet"}, "ARV_STORAGE_ALLOWED_NETWORKS: 'intranet'"),
+        ({"ARV_STORAGE_ALLOWED_NETWORKS": "10.0.0.5/8"}, "ARV_STORAGE_ALLOWED_NETWORKS: 10.0.0.5/8 has host bits set"),
     ],
 )
 def test_bad_storage_settings_are_a_startup_error(env, error):
@@ -268,7 +366,7 @@ def test_an_api_check_against_a_silent_endpoint_holds_no_worker(one_worker_serve
         assert_others_served_while_pending(server.url, token, pending, silent_endpoint)
         answer = pending.result()
     assert answer.status_code == 200, answer.text
-    assert answer.json()["message"] == f"{silent_endpoint.endpoint} did not answer within 3 s."
+    assert answer.json()["message"] == no_answer({"endpoint": silent_endpoint.endpoint}, 3).message
     connection.refresh_from_db()
     assert connection.test_status == "error"
 
@@ -282,6 +380,6 @@ def test_an_admin_check_against_a_silent_endpoint_holds_no_worker(one_worker_ser
         answer = pending.result()
         assert answer.status_code == 302, answer.text[:2000]
         page = browser.get(answer.headers["Location"]).text
-    assert f"Silent: {silent_endpoint.endpoint} did not answer within 3 s." in page
+    assert f"Silent: No S3 answer from {silent_endpoint.endpoint} within 3 s" in page
     connection.refresh_from_db()
     assert connection.test_status == "error"

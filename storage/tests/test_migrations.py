@@ -65,7 +65,7 @@ def test_existing_rows_are_rewritten_and_credentials_encrypted(migrator):
 
     from storage.models import StorageConnection
 
-    assert StorageConnection.objects.get(pk=remote.pk).credentials == {"secret_key": SECRET}
+    assert StorageConnection.objects.get(pk=remote.pk).decrypted_credentials() == {"secret_key": SECRET}
 
 
 def test_migrating_back_decrypts_the_credentials(migrator):
