@@ -66,6 +66,7 @@ from django.urls import Resolver404, resolve, set_script_prefix
 from django.utils.module_loading import import_string
 from servestatic.middleware import ServeStaticMiddleware
 
+from arv.auth.callers import settle_caller
 from arv.auth.slowdown import login_delay
 from arv.db import read_after, replicas
 from arv.db.checks import check_renamed_variables, connection_budget
@@ -271,7 +272,11 @@ class ApiHandler(ASGIHandler):
         self._middleware_chain = handler
 
     async def respond(self, request: HttpRequest, unit: UnitOfWork) -> HttpResponseBase | None:
-        return await unit.serve(functools.partial(self.get_response_async, request))
+        return await unit.serve(functools.partial(self.answer, request))
+
+    async def answer(self, request: HttpRequest) -> HttpResponseBase:
+        # A bearer token is looked up in the request's first trip: settle_caller makes sure it was.
+        return await settle_caller(request, await self.get_response_async(request))
 
 
 class SiteHandler(ASGIHandler):

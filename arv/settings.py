@@ -99,8 +99,8 @@ API_MIDDLEWARE = [
     "arv.web.middleware.JsonApiMiddleware",
 ]
 
-# The product's URLs; the tests add theirs with ARV_ROOT_URLCONF=testing.urls.
-ROOT_URLCONF = os.environ.get("ARV_ROOT_URLCONF", "arv.urls")
+# The product's URLs only: the tests' own views are mounted by testing.settings, never from here.
+ROOT_URLCONF = "arv.urls"
 ASGI_APPLICATION = "arv.asgi.application"
 WSGI_APPLICATION = None
 

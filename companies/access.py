@@ -14,11 +14,6 @@ from companies.models import Company
 MEMBER_WRITABLE_FIELDS = frozenset({"contact_email", "contact_phone", "telegram_chat_id", "notes", "metadata"})
 
 
-def require_staff(user: AbstractBaseUser) -> None:
-    if not user.is_staff:
-        raise PermissionDenied("Only staff users may do this.")
-
-
 def companies_visible_to(user: AbstractBaseUser, companies: QuerySet[Company] | None = None) -> QuerySet[Company]:
     """Staff see every company; a member sees only its own (others are 404, not 403)."""
     if companies is None:

@@ -113,3 +113,17 @@ def company_get(*, user: AbstractBaseUser, company_id: int) -> Company:
     if not found:
         raise Http404("No such company.")
     return found[0]
+
+
+@dataclass
+class FolderPage:
+    items: list[StorageFolder]
+    total: int
+
+
+def folder_list(*, user: AbstractBaseUser, company_id: int, page: int = 1, page_size: int = 100) -> FolderPage:
+    """One page of a company's folders, by path, and how many it has in all."""
+    company = company_get(user=user, company_id=company_id)
+    folders = company.folders.order_by("path", "id")
+    offset = (page - 1) * page_size
+    return FolderPage(items=list(folders[offset : offset + page_size]), total=folders.count())

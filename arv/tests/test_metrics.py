@@ -145,7 +145,7 @@ def test_a_killed_process_pool_gauges_go_at_the_next_scrape(start_server, tmp_pa
 def test_a_pool_timeout_is_counted_with_its_503(start_server):
     server = start_server(
         ARV_METRICS_TOKEN=METRICS_TOKEN,
-        ARV_ROOT_URLCONF="testing.urls",
+        DJANGO_SETTINGS_MODULE="testing.settings",
         DB_POOL_SIZE="1",
         DB_MAX_OVERFLOW="0",
         DB_POOL_TIMEOUT="0.5",

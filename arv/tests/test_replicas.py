@@ -311,7 +311,7 @@ def test_a_replica_lagging_too_far_is_skipped_and_its_return_logged_once(arv):
 
 
 def test_a_get_that_writes_or_insists_on_the_primary_runs_there_and_its_route_starts_there_next(arv):
-    server = arv.start(ARV_ROOT_URLCONF="testing.urls")
+    server = arv.start(DJANGO_SETTINGS_MODULE="testing.settings")
     assert httpx.get(f"{server.url}/api/test/read-where").json() == {"in_recovery": True}  # a plain read
 
     before = units_by_database(server)
