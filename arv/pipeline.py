@@ -67,7 +67,7 @@ from django.utils.module_loading import import_string
 from servestatic.middleware import ServeStaticMiddleware
 
 from arv.auth.callers import settle_caller
-from arv.auth.slowdown import login_delay
+from arv.auth.slowdown import before_login
 from arv.db import read_after, replicas
 from arv.db.checks import check_renamed_variables, connection_budget
 from arv.db.errors import DATABASE_ERRORS, Failure, classify
@@ -152,9 +152,9 @@ class Pipeline:
                 set_script_prefix(get_script_prefix(scope))
                 signals.request_started.send(sender=handler.__class__, scope=scope)
                 request, response = handler.create_request(scope, body)
-                if request is not None and handler is self.site and (delay := login_delay(request)):
-                    await asyncio.sleep(delay)  # after failed logins; no worker held meanwhile
-                if request is not None:
+                if request is not None and handler is self.site:
+                    response = await before_login(request)  # waits after failed logins; 400 if unreadable
+                if request is not None and response is None:
                     # 4. Its unit of work.
                     response = await self.respond(handler, scope, body, request, receive)
                     if response is None:

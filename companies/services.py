@@ -15,7 +15,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils.text import slugify
 
-from arv.auth.permissions import require_staff
+from arv.auth.permissions import require, require_session
 from arv.db.queries import one_or_none
 from arv.db.validation import full_clean
 from arv.web.errors import Conflict, InvalidInput
@@ -43,7 +43,7 @@ CHECKED_ELSEWHERE = ["storage_connection"]
 
 @transaction.atomic(savepoint=False)
 def company_create(*, user: AbstractBaseUser, name: str, **fields: Any) -> Company:
-    require_staff(user)
+    require(user, "add", Company)
     _check_storage_connection(fields.get("storage_connection_id"))
     company = Company(name=name, slug=company_slug(name), **fields)
     full_clean(company, exclude=CHECKED_ELSEWHERE)
@@ -73,7 +73,7 @@ def company_update(*, user: AbstractBaseUser, company_id: int, **fields: Any) ->
 
 @transaction.atomic(savepoint=False)
 def company_delete(*, user: AbstractBaseUser, company_id: int) -> None:
-    require_staff(user)
+    require(user, "delete", Company)
     company = company_get(user=user, company_id=company_id)
     if company.is_default:
         raise Conflict("The default company cannot be deleted.")
@@ -86,7 +86,7 @@ def company_delete(*, user: AbstractBaseUser, company_id: int) -> None:
 def company_set_storage(
     *, user: AbstractBaseUser, company_id: int, storage_connection_id: int, storage_path: str | None
 ) -> Company:
-    require_staff(user)
+    require(user, "change", Company)
     return company_update(
         user=user, company_id=company_id, storage_connection_id=storage_connection_id, storage_path=storage_path
     )
@@ -97,6 +97,7 @@ def folder_create(*, user: AbstractBaseUser, company_id: int, **fields: Any) -> 
     """A new folder, within the company's projects_limit (409 beyond it). The company's row is
     locked first, so concurrent creates count one after the other and cannot pass the limit."""
     company = company_get(user=user, company_id=company_id)
+    require_session(user, "add", StorageFolder)
     limit = Company.objects.select_for_update().filter(pk=company.pk).values_list("projects_limit", flat=True).get()
     if StorageFolder.objects.filter(company=company).count() >= limit:
         raise Conflict(f"The company has reached its limit of {limit} folders (projects_limit).")

@@ -6,7 +6,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, QuerySet, Sum
 from django.http import Http404
 
-from arv.auth.permissions import require_staff
+from arv.auth.permissions import require
 from arv.db.queries import one_or_none
 from storage.models import StorageConnection, StorageFolder
 
@@ -16,7 +16,7 @@ def _connections() -> QuerySet[StorageConnection]:
 
 
 def connection_list(*, user: AbstractBaseUser, is_active: bool | None = None) -> list[StorageConnection]:
-    require_staff(user)
+    require(user, "view", StorageConnection)
     connections = _connections()
     if is_active is not None:
         connections = connections.filter(is_active=is_active)
@@ -24,7 +24,7 @@ def connection_list(*, user: AbstractBaseUser, is_active: bool | None = None) ->
 
 
 def connection_get(*, user: AbstractBaseUser, connection_id: int) -> StorageConnection:
-    require_staff(user)
+    require(user, "view", StorageConnection)
     connection = one_or_none(_connections().filter(pk=connection_id))
     if connection is None:
         raise Http404("No such storage connection.")

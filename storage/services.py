@@ -15,7 +15,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from arv.auth.permissions import require_staff
+from arv.auth.permissions import require
 from arv.db.validation import full_clean
 from arv.web.errors import Conflict, InvalidInput
 from storage.credentials import UnreadableCredentials
@@ -54,7 +54,7 @@ def _check_endpoint(provider: str, credentials: dict[str, Any] | None) -> None:
 
 @transaction.atomic(savepoint=False)
 def connection_create(*, user: AbstractBaseUser, **fields: Any) -> StorageConnection:
-    require_staff(user)
+    require(user, "add", StorageConnection)
     fields["base_path"] = _checked_base_path(fields["provider"], fields.get("base_path"))
     _check_endpoint(fields["provider"], fields.get("credentials"))
     connection = StorageConnection(**fields)
@@ -67,6 +67,7 @@ def connection_create(*, user: AbstractBaseUser, **fields: Any) -> StorageConnec
 
 @transaction.atomic(savepoint=False)
 def connection_update(*, user: AbstractBaseUser, connection_id: int, **fields: Any) -> StorageConnection:
+    require(user, "change", StorageConnection)
     connection = connection_get(user=user, connection_id=connection_id)
     for field, value in fields.items():
         setattr(connection, field, value)
@@ -88,6 +89,7 @@ def connection_update(*, user: AbstractBaseUser, connection_id: int, **fields: A
 
 @transaction.atomic(savepoint=False)
 def connection_delete(*, user: AbstractBaseUser, connection_id: int) -> None:
+    require(user, "delete", StorageConnection)
     connection = connection_get(user=user, connection_id=connection_id)
     if connection.companies_count:
         raise Conflict("Companies still use this storage connection.")
@@ -120,6 +122,7 @@ def check_target(connection: StorageConnection) -> CheckTarget:
 
 
 def connection_check_target(*, user: AbstractBaseUser, connection_id: int) -> CheckTarget:
+    require(user, "change", StorageConnection)  # a check writes a probe and stores its outcome
     return check_target(connection_get(user=user, connection_id=connection_id))
 
 
@@ -131,6 +134,7 @@ def check_targets(targets: list[CheckTarget]) -> list[Outcome]:
 @transaction.atomic(savepoint=False)
 def connection_record_test(*, user: AbstractBaseUser, connection_id: int, outcome: Outcome) -> ConnectionTestResult:
     """Store a check's outcome on the connection, success or not (no client input: nothing to validate)."""
+    require(user, "change", StorageConnection)
     connection = connection_get(user=user, connection_id=connection_id)
     connection.last_tested_at = timezone.now()
     connection.test_status = TestStatus.SUCCESS if outcome.ok else TestStatus.ERROR

@@ -61,6 +61,16 @@ class DeferredCaller(SimpleLazyObject):
         return True
 
 
+# Set on the user an admin session authenticated: such a caller is an operator and gets what
+# Django's model permissions give it (companies.access); a bearer token's user is staff or a member.
+_BY_SESSION = "arv_by_session"
+
+
+def by_session(user: AbstractBaseUser) -> bool:
+    """Whether this caller came with the admin's session cookie (not a bearer token)."""
+    return getattr(user, _BY_SESSION, False)
+
+
 class BearerToken(HttpBearer):
     async def authenticate(self, request: HttpRequest, token: str) -> AbstractBaseUser | None:
         if settings.SESSION_COOKIE_NAME in request.COOKIES:
@@ -100,7 +110,10 @@ def _session_user(request: HttpRequest, session_key: str) -> AbstractBaseUser | 
     engine = import_module(settings.SESSION_ENGINE)
     request.session = engine.SessionStore(session_key)
     user = get_user(request)
-    return user if user.is_authenticated and user.is_active else None
+    if not (user.is_authenticated and user.is_active):
+        return None
+    setattr(user, _BY_SESSION, True)
+    return user
 
 
 class SessionCookie(APIKeyCookie):

@@ -121,9 +121,12 @@ def test_a_revoked_token_is_401(client_for, staff_user):
 
 def test_session_login_works_and_unsafe_methods_need_csrf(live_url, staff_user, transactional_db):
     import httpx
+    from django.contrib.auth.models import Permission
 
     staff_user.set_password("pw-for-tests-123")
     staff_user.save()
+    # A session caller gets its Django permissions (companies.access): these two, here.
+    staff_user.user_permissions.set(Permission.objects.filter(codename__in=["view_company", "add_company"]))
     with httpx.Client(base_url=live_url, follow_redirects=True) as browser:
         login_page = browser.get("/admin/login/")
         csrf = browser.cookies["csrftoken"]
