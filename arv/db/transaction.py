@@ -59,7 +59,7 @@ from django.db import connections, transaction
 from arv.db import replicas
 from arv.db.errors import DATABASE_ERRORS
 from arv.db.failover import note_connection_state, replace_if_lost
-from arv.db.workers import DatabaseWorker, DatabaseWorkerPool, worker_database, worker_state
+from arv.db.workers import DatabaseWorker, DatabaseWorkerPool, give_back_turn, worker_database, worker_state
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -398,6 +398,8 @@ def _end(commit: bool) -> bool:
         if atomic is not None:
             if not commit:
                 transaction.set_rollback(True, using=atomic.using)
+            else:
+                give_back_turn()  # COMMIT waits on the disk, not for the GIL (arv.db.workers)
             atomic.__exit__(None, None, None)
             return commit
         return False
