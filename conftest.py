@@ -1,1 +1,1 @@
-pytest_plugins = ["testing.fixtures"]
+pytest_plugins = ["testing.fixtures", "testing.clusters"]

@@ -19,6 +19,7 @@ from ninja.responses import NinjaJSONEncoder
 from arv.auth.callers import api_auth
 from arv.auth.tokens import token_user
 from arv.db.errors import DATABASE_ERRORS
+from arv.db.readiness import readiness
 from arv.db.transaction import run_db
 from arv.db.workers import get_pool
 from arv.web import error_answers
@@ -154,3 +155,25 @@ async def health(request: HttpRequest, verbose: bool = False):
             raise PermissionDenied("verbose health is for staff (bearer token) only.")
         body["pool"] = get_pool().status().__dict__
     return body
+
+
+class ReadyOut(Schema):
+    status: str
+    database: str
+    connections: int
+    pool_size: int
+
+
+@api.get("/health/ready", auth=None, tags=["health"], response=answers(ReadyOut))
+async def health_ready(request: HttpRequest):
+    """200 only when this process's pool holds its DB_POOL_SIZE connections to a server that
+    accepts writes (opened at start-up, kept checked: arv.db.readiness), else 503. For load
+    balancers and orchestrators; no worker, no query."""
+    state = readiness()
+    body = {
+        "status": "ready" if state.ready else "unavailable",
+        "database": state.reason,
+        "connections": state.connections,
+        "pool_size": state.wanted,
+    }
+    return body if state.ready else error_answers.not_ready(body)

@@ -21,10 +21,11 @@
                            storage check) runs on the event loop with Django's async
                            stack, holding the worker only for its database calls.
        the outcome decides: status < 400 commits, anything else rolls back. A
-       deadlock or serialization failure runs the request once more (a fresh unit)
-       unless it acted outside the database; an unreachable database is 503 with
-       Retry-After; anything else the error it is. Every error answer is built by
-       arv.web.error_answers.
+       deadlock or serialization failure, or an open connection whose server went away
+       or stopped accepting writes before the commit was sent (a failover), runs the
+       request once more (a fresh unit) unless it acted outside the database; an
+       unreachable database is 503 with Retry-After; anything else the error it is.
+       Every error answer is built by arv.web.error_answers.
     5. /api/ answers JSON  an error page Django made (400, 404, 500, ...) becomes
                            {"detail": ...}; the API never answers HTML.
     6. send, close         response.close() sends request_finished.
@@ -33,8 +34,10 @@
                            a line in the access log if on.
 
 The lifespan protocol (which Django does not speak) checks the connection budget
-at start-up (and, with metrics on, samples the pool's figures and counts into its
-series every second) and closes every database connection at shutdown.
+at start-up, starts the pool keeper (arv.db.readiness: opens the pool's connections
+before /api/health/ready says ready, then keeps them checked) and, with metrics on,
+samples the pool's figures and counts into its series every second; it closes every
+database connection at shutdown.
 
 Invariant: in a server process, a database connection is only ever opened on a
 database worker (guard_connections), so the bound DB_POOL_SIZE + DB_MAX_OVERFLOW
@@ -65,8 +68,11 @@ from servestatic.middleware import ServeStaticMiddleware
 
 from arv.auth.callers import settle_caller
 from arv.auth.slowdown import before_login
+from arv.db import read_after, replicas
 from arv.db.checks import check_renamed_variables, connection_budget
 from arv.db.errors import DATABASE_ERRORS, Failure, classify
+from arv.db.failover import replace_if_lost
+from arv.db.readiness import start_keeper
 from arv.db.transaction import ClientDisconnected, UnitOfWork, current_unit
 from arv.db.workers import close_pool, get_pool, in_database_worker
 from arv.logs import request_id, request_id_from
@@ -173,11 +179,26 @@ class Pipeline:
             response.close()
 
     async def respond(self, handler, scope, body, request, receive) -> HttpResponseBase | None:
-        """Run the request in a unit of work; once more in a fresh one after a deadlock.
-        None when its client left before it got a worker."""
+        """Run the request in a unit of work; once more in a fresh one after a deadlock, or on
+        the primary after its replica could not serve it. None when its client left before it
+        got a worker."""
         client_left = functools.partial(client_has_left, receive)
-        unit, response = await run_unit(handler, request, client_left)
-        if classify_failure(unit) is Failure.TRANSIENT and unit.retryable:
+        is_api = handler is self.api
+        try:
+            position = read_after.requested_position(request) if is_api and replicas.enabled() else None
+        except read_after.BadPosition as exc:
+            return error_answers.error(400, str(exc))
+        route = replicas.route_for(request, is_api, position)
+        unit, response = await run_unit(handler, request, client_left, route)
+        if unit is not None and route.on_replica and replicas.rerun_on_primary(request, route, unit):
+            # The replica could not serve it (behind, gone, or the request needs the primary):
+            # on the primary, where it may read and write (nothing of it was written anywhere).
+            body.seek(0)
+            request, error = handler.create_request(scope, body)
+            if request is None:
+                return error
+            unit, response = await run_unit(handler, request, client_left)
+        if runs_again(unit):
             logger.info("%s %s: %s, running it once more", request.method, request.path, _reason(unit.failure))
             body.seek(0)
             request, error = handler.create_request(scope, body)
@@ -190,6 +211,8 @@ class Pipeline:
         if response is None or (failure not in (None, Failure.FAULT) and response.status_code == 500):
             # Nothing answered, or Django's 500 page for what is an outage or a conflict.
             response = error_answers.database_error(unit.failure, api=handler is self.api)
+        if unit.read_after is not None:  # it committed a write: where a replica shows it
+            read_after.give_position(response, request, unit.read_after, browser=not is_api)
         return response
 
     async def serve_static(self, scope, send) -> HttpResponseBase:
@@ -203,15 +226,25 @@ class Pipeline:
 
     async def lifespan(self, receive, send) -> None:
         sampling: asyncio.Future | None = None
+        watching: asyncio.Future | None = None
+        keeper: asyncio.Future | None = None
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 await check_connection_budget()
+                keeper = start_keeper()  # opens the pool's connections, then keeps them checked
+                if replicas.enabled():
+                    replicas.monitor.forget()
+                    watching = asyncio.ensure_future(replicas.watch_replicas_forever())
                 if self.metrics_token:
                     sampling = asyncio.ensure_future(metrics.sample_pool_forever())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 # In-flight requests are done (uvicorn waits for them first).
+                if keeper is not None:
+                    keeper.cancel()
+                if watching is not None:
+                    watching.cancel()
                 await asyncio.to_thread(close_pool)
                 logger.info("database connections closed")
                 if sampling is not None:
@@ -284,6 +317,8 @@ class SiteHandler(ASGIHandler):
             except DATABASE_ERRORS as exc:
                 unit = current_unit()
                 unit.failure = unit.failure or exc
+                if replace_if_lost(exc):  # on the worker: its connection is never reused
+                    unit.connection_lost = True
                 if classify(exc) in (Failure.TRANSIENT, Failure.UNAVAILABLE):
                     return error_answers.database_error(exc, api=False)
                 raise
@@ -303,14 +338,20 @@ class AsyncSiteStack(ASGIHandler):
         super().load_middleware(is_async=True)
 
 
-async def run_unit(handler, request, client_left) -> tuple[UnitOfWork | None, HttpResponseBase | None]:
-    """One run of the request in a fresh unit of work: (unit, response or None if nothing
-    answered); (None, None) if its client left while it waited for a worker."""
-    unit = UnitOfWork(get_pool(), client_left=client_left)
+async def run_unit(
+    handler, request, client_left, route: replicas.Route = replicas.PRIMARY
+) -> tuple[UnitOfWork | None, HttpResponseBase | None]:
+    """One run of the request in a fresh unit of work on route's database: (unit, response or
+    None if nothing answered); (None, None) if its client left while it waited for a worker. A
+    run on a replica that needs the primary names why in unit.needs_primary."""
+    unit = UnitOfWork(get_pool(route.database), client_left=client_left, route=route)
     try:
         return unit, await handler.respond(request, unit)
     except ClientDisconnected:
         return None, None
+    except replicas.NeedsPrimary as needs:
+        unit.needs_primary = needs
+        return unit, None
     except DATABASE_ERRORS as exc:  # leasing or beginning failed: nothing ran
         unit.failure = unit.failure or exc
         return unit, None
@@ -344,6 +385,18 @@ def finished(scope, route: str, response: HttpResponseBase | None, seconds: floa
     if access_log.isEnabledFor(logging.INFO):
         client = scope.get("client") or ("-", 0)
         access_log.info("%s %s %s %d %.1fms", client[0], scope["method"], scope["path"], status, seconds * 1000)
+
+
+def runs_again(unit: UnitOfWork | None) -> bool:
+    """Whether a run's failure is worth one more run in a fresh unit: a deadlock or
+    serialization failure, or an open connection whose server went away or stopped accepting
+    writes (a failover: the fresh unit gets a new connection) before the commit was sent.
+    Never after the request acted outside the database."""
+    if unit is None or unit.failure is None or not unit.retryable:
+        return False
+    if classify(unit.failure) is Failure.TRANSIENT:
+        return True
+    return unit.connection_lost and not unit.commit_started
 
 
 def classify_failure(unit: UnitOfWork | None) -> Failure | None:
@@ -451,17 +504,20 @@ def refuse_connections_outside_workers(sender, connection, **kwargs) -> None:
 
 
 async def check_connection_budget() -> None:
-    """The deploy check arv.W101 (arv.db.checks), logged at start-up with this server's process
-    count; and arv.W106, a variable set under its old name."""
+    """The deploy check arv.W101 (arv.db.checks) for each database (the primary, each replica),
+    on a worker of its pool, logged at start-up with this server's process count; and arv.W106,
+    a variable set under its old name."""
     for renamed in check_renamed_variables():
         logger.warning("%s (%s). %s", renamed.msg, renamed.id, renamed.hint)
-    try:
-        problem = await UnitOfWork(get_pool()).run(connection_budget, last=True)
-    except DATABASE_ERRORS as exc:
-        logger.warning("could not check the connection budget (database unreachable: %s)", _reason(exc))
-        return
-    if problem is not None:
-        logger.warning("%s (%s). %s", problem.msg, problem.id, problem.hint)
+    for database in settings.DATABASES:
+        try:
+            budget = functools.partial(connection_budget, database)
+            problem = await UnitOfWork(get_pool(database), route=replicas.Route(database)).run(budget, last=True)
+        except DATABASE_ERRORS as exc:
+            logger.warning("could not check the connection budget of %s (unreachable: %s)", database, _reason(exc))
+            continue
+        if problem is not None:
+            logger.warning("%s (%s). %s", problem.msg, problem.id, problem.hint)
 
 
 async def _static_not_found(request: HttpRequest) -> HttpResponse:

@@ -15,6 +15,7 @@ from arv.db.config import (
     env_choice,
     env_number,
     pool_settings_from_env,
+    replicas_from_env,
 )
 from arv.logs import LOG_FORMATS, LOG_LEVELS, logging_config
 from arv.web.checks import DEVELOPMENT_SECRET_KEY
@@ -28,6 +29,11 @@ try:
     DEBUG = env_bool("DJANGO_DEBUG", False)
     DATABASE_POOL = pool_settings_from_env()
     DATABASES = {"default": database_from_env(BASE_DIR / "db.sqlite3", DATABASE_POOL)}
+    # Read replicas (DATABASE_REPLICA_URLS): DATABASES replica_1, ...; the router sends a unit's
+    # queries to the database its worker serves (arv.db.replicas), writes and migrations to default.
+    _replicas, DATABASE_REPLICAS = replicas_from_env(DATABASE_POOL, DATABASES["default"])
+    DATABASES.update(_replicas)
+    DATABASE_ROUTERS = ["arv.db.replicas.ReplicaRouter"] if DATABASE_REPLICAS.enabled else []
     # Server processes on this database, for the connection budget check (0: uvicorn's --workers).
     SERVER_PROCESSES = env_number("ARV_SERVER_PROCESSES", 0)
     AXES_FAILURE_LIMIT = env_number("ARV_LOGIN_FAILURE_LIMIT", 5, minimum=1)

@@ -98,8 +98,16 @@ class ThrowawayCluster:
         if os.geteuid() == 0:
             postgres = pwd.getpwnam("postgres")
             os.chown(self.dir, postgres.pw_uid, postgres.pw_gid)
+        try:
+            self.make_data()
+            self.start()
+        except BaseException:
+            self.destroy()
+            raise
+
+    def make_data(self) -> None:
+        """The data directory: a fresh cluster (testing.clusters makes standbys by copying one)."""
         _as_postgres([str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8"])
-        self.start()
 
     def url(self, dbname: str) -> str:
         return f"postgres://postgres@127.0.0.1:{self.port}/{dbname}"

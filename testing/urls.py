@@ -16,5 +16,10 @@ urlpatterns = [
     path("site-test/lock-pair", views.sync_lock_pair),
     path("site-test/slow", views.sync_slow),
     path("api/test/outside-db", views.outside_db),
+    path("api/test/read-where", views.read_where),
+    path("api/test/read-on-primary", views.read_on_primary),
+    path("site-test/read-only-once", views.read_only_once),
+    path("site-test/lost-at-commit", views.lost_at_commit),
+    path("site-test/runs-of", views.runs_of),
     *product_urlpatterns,
 ]

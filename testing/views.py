@@ -13,6 +13,7 @@ from django.core.signals import request_finished, request_started
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from arv.db.replicas import reads_primary
 from arv.db.transaction import outside_database
 from companies.models import Company
 
@@ -142,3 +143,81 @@ async def outside_db(request: HttpRequest) -> JsonResponse:
     after = await run_db(lambda: (Company.objects.create(name=f"{name} 2", slug=f"{name}-2"), _backend())[1])
     status = int(request.GET.get("status", 200))
     return JsonResponse({"before": before, "after": after, "thread": thread}, status=status)
+
+
+def _in_recovery() -> bool:
+    """Whether the database this worker reads from is a standby (on the request's worker)."""
+    from django.db import connections
+
+    from arv.db.workers import worker_database
+
+    with connections[worker_database()].cursor() as cursor:
+        cursor.execute("SELECT pg_is_in_recovery()")
+        return cursor.fetchone()[0]
+
+
+async def read_where(request: HttpRequest) -> JsonResponse:
+    """A read-only GET: which kind of server answered it."""
+    from arv.db.transaction import run_db
+
+    return JsonResponse({"in_recovery": await run_db(_in_recovery)})
+
+
+@reads_primary
+async def read_on_primary(request: HttpRequest) -> JsonResponse:
+    """A GET that insists on the primary (arv.db.replicas.reads_primary)."""
+    from arv.db.transaction import run_db
+
+    return JsonResponse({"in_recovery": await run_db(_in_recovery)})
+
+
+# Request ids whose first run was made to meet a read-only server (read_only_once).
+_made_read_only: set[str] = set()
+
+
+def read_only_once(request: HttpRequest) -> JsonResponse:
+    """A write whose first run meets a server that refuses writes (25006), as a demoted or fenced
+    primary would: its transaction is made read-only before the write. The second run (same
+    request id) writes. Answers the backend pid of each run it went through."""
+    from arv.logs import request_id
+
+    name = request.GET["name"]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+        _runs.setdefault(request_id.get(), []).append(pid)
+        if request_id.get() not in _made_read_only:
+            _made_read_only.add(request_id.get())
+            cursor.execute("SET transaction_read_only = on")
+    Company.objects.create(name=name, slug=name.lower())
+    return JsonResponse({"pids": _runs[request_id.get()]}, status=201)
+
+
+_runs: dict[str, list[int]] = {}
+
+
+def lost_at_commit(request: HttpRequest) -> JsonResponse:
+    """A write whose connection is lost during its commit (a deferred trigger ends the session
+    as the commit runs, as a server stopping at that moment would): whether it committed is
+    unknown to the client. Counts its runs per request id (runs_of)."""
+    from arv.logs import request_id
+
+    name = request.GET["name"]
+    _runs.setdefault(request_id.get(), []).append(0)
+    with connection.cursor() as cursor:
+        for statement in (
+            "CREATE TEMP TABLE commit_tripwire (x int) ON COMMIT DROP",
+            "CREATE FUNCTION pg_temp.end_session() RETURNS trigger LANGUAGE plpgsql AS"
+            " $$ BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); RETURN NULL; END $$",
+            "CREATE CONSTRAINT TRIGGER at_commit AFTER INSERT ON commit_tripwire DEFERRABLE INITIALLY DEFERRED"
+            " FOR EACH ROW EXECUTE FUNCTION pg_temp.end_session()",
+            "INSERT INTO commit_tripwire VALUES (1)",
+        ):
+            cursor.execute(statement)
+    Company.objects.create(name=name, slug=name.lower())
+    return JsonResponse({}, status=201)
+
+
+def runs_of(request: HttpRequest) -> JsonResponse:
+    """How many times the request with the given id ran a test view (lost_at_commit, read_only_once)."""
+    return JsonResponse({"runs": len(_runs.get(request.GET["id"], []))})

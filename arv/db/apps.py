@@ -5,7 +5,8 @@ from django.db.backends.signals import connection_created
 
 from arv import internals
 from arv.db import checks as database_checks
-from arv.db import echo
+from arv.db import echo, replicas
+from arv.db.failover import note_new_connection
 from arv.db.workers import count_connection, set_unit_deadlines
 from arv.web import checks as web_checks
 
@@ -19,6 +20,9 @@ class DatabaseConfig(AppConfig):
         echo.install(echo=settings.DATABASE_POOL.echo)
         connection_created.connect(set_unit_deadlines, dispatch_uid="arv.db.deadlines")
         connection_created.connect(count_connection, dispatch_uid="arv.db.count")
+        connection_created.connect(note_new_connection, dispatch_uid="arv.db.failover")
+        if settings.DATABASE_REPLICAS.enabled:
+            connection_created.connect(replicas.refuse_other_databases, dispatch_uid="arv.db.replicas.guard")
         checks.register(internals.check_internals)
         checks.register(database_checks.check_database_settings, deploy=True)
         checks.register(database_checks.check_renamed_variables)

@@ -1,7 +1,8 @@
 """System checks for the database configuration (`manage.py check --deploy --database default`).
 
 - arv.W101 the connection budget: every server process's pool must fit in PostgreSQL's
-  max_connections, less the reserved slots and the other clients' connections;
+  max_connections, less the reserved slots and the other clients' connections; checked for
+  each database (the primary and each read replica, whose pools are bounded alike);
 - arv.W102 a SQLite database with a pool larger than its one writer can use;
 - arv.W103 / arv.W104 a connection pooler (PgBouncer) in front of PostgreSQL that
   DB_PGBOUNCER does not know about, or DB_PGBOUNCER on a direct connection;
@@ -87,32 +88,48 @@ def connection_budget(alias: str = "default") -> checks.CheckMessage | None:
         )
         max_connections, reserved, others = cursor.fetchone()
     processes, source = server_processes()
-    per_process = settings.DATABASE_POOL.max_connections
+    pools = pools_on_server(alias)
+    per_process = settings.DATABASE_POOL.max_connections * pools
     needed, available = processes * per_process, max_connections - reserved - others
     if needed <= available:
         return None
+    shared = f" x {pools} pools on this server" if pools > 1 else ""
+    where = f"{alias}: " if len(settings.DATABASES) > 1 else ""
     return checks.Warning(
-        f"connection budget does not fit: {processes} processes x (DB_POOL_SIZE + DB_MAX_OVERFLOW = "
-        f"{per_process}) = {needed} > {available} connections the database allows (max_connections "
-        f"{max_connections} - {reserved} reserved - {others} held by other clients); processes from {source}",
+        f"{where}connection budget does not fit: {processes} processes x (DB_POOL_SIZE + DB_MAX_OVERFLOW = "
+        f"{settings.DATABASE_POOL.max_connections}){shared} = {needed} > {available} connections the database "
+        f"allows (max_connections {max_connections} - {reserved} reserved - {others} held by other clients); "
+        f"processes from {source}",
         hint="Lower DB_POOL_SIZE / DB_MAX_OVERFLOW or the number of server processes, or raise max_connections.",
         id="arv.W101",
     )
 
 
+def pools_on_server(alias: str) -> int:
+    """How many of a process's pools (one per database) connect to the same server as alias's:
+    one, unless a replica URL names the primary's host and port."""
+    server = _server(settings.DATABASES[alias])
+    return sum(1 for database in settings.DATABASES.values() if _server(database) == server)
+
+
+def _server(database: dict[str, Any]) -> tuple[str, str]:
+    return str(database.get("HOST") or ""), str(database.get("PORT") or "")
+
+
 def check_connection_budget(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list:
-    if not databases or "default" not in databases:
-        return []
-    try:
-        message = connection_budget("default")
-    except DatabaseError as exc:  # e.g. unreachable
-        return [
-            checks.Warning(
-                f"could not check the connection budget: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}",
-                id="arv.W100",
-            )
-        ]
-    return [message] if message else []
+    """arv.W101 for each database the check is run with (--database default --database replica_1)."""
+    messages = []
+    for alias in databases or ():
+        if alias not in settings.DATABASES:
+            continue
+        try:
+            message = connection_budget(alias)
+        except DatabaseError as exc:  # e.g. unreachable
+            reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}"
+            message = checks.Warning(f"could not check the connection budget of {alias}: {reason}", id="arv.W100")
+        if message:
+            messages.append(message)
+    return messages
 
 
 def check_database_settings(app_configs: Any = None, **kwargs: Any) -> list:

@@ -3,8 +3,9 @@
 One classification serves the whole pipeline (arv.pipeline), the API's error
 handlers (arv.api) and the health check:
 
-    UNAVAILABLE  the database cannot be reached, the server is shutting down, no
-                 worker became free in time, or a statement outran DB_STATEMENT_TIMEOUT
+    UNAVAILABLE  the database cannot be reached, the server is shutting down or no
+                 longer accepts writes (a failover: arv.db.failover), no worker became
+                 free in time, or a statement outran DB_STATEMENT_TIMEOUT
                                                  -> 503 with Retry-After
     TRANSIENT    deadlock or serialization failure: the same unit of work may
                  succeed if run again            -> retried once where safe, else 409
@@ -19,6 +20,7 @@ import enum
 
 from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError
 
+from arv.db.failover import READ_ONLY_SQLSTATE, sqlstate
 from arv.db.workers import PoolClosed, PoolTimeout
 
 # Exceptions that may stand for "the database, not the request, is the problem".
@@ -29,7 +31,8 @@ TRANSIENT_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_dete
 # Class 08 (connection exception), 57P01-57P03 (admin/crash shutdown, cannot connect now),
 # 53300 (too many connections), 57014 (query_canceled: DB_STATEMENT_TIMEOUT ran out; the
 # database did not answer in time, which a client may retry, rather than a fault).
-UNAVAILABLE_SQLSTATES = {"57P01", "57P02", "57P03", "53300", "57014"}
+# 25006 (read_only_sql_transaction): the server is a standby now, or fenced, during a failover.
+UNAVAILABLE_SQLSTATES = {"57P01", "57P02", "57P03", "53300", "57014", READ_ONLY_SQLSTATE}
 
 
 class Failure(enum.Enum):
@@ -37,11 +40,6 @@ class Failure(enum.Enum):
     TRANSIENT = "transient"
     CONFLICT = "conflict"
     FAULT = "fault"
-
-
-def sqlstate(exc: BaseException) -> str | None:
-    """The SQLSTATE of the driver error behind a Django DatabaseError, if it has one."""
-    return getattr(exc.__cause__, "sqlstate", None) or getattr(exc, "sqlstate", None)
 
 
 def classify(exc: BaseException) -> Failure:
@@ -63,11 +61,13 @@ def classify(exc: BaseException) -> Failure:
 
 
 def unavailable_cause(exc: BaseException) -> str:
-    """Why an UNAVAILABLE failure happened: pool_timeout, shutting_down, statement_timeout, unreachable."""
+    """Why an UNAVAILABLE failure happened: pool_timeout, shutting_down, statement_timeout, no_primary, unreachable."""
     if isinstance(exc, PoolTimeout):
         return "pool_timeout"
     if isinstance(exc, PoolClosed):
         return "shutting_down"
     if sqlstate(exc) == "57014":
         return "statement_timeout"
+    if sqlstate(exc) == READ_ONLY_SQLSTATE or "read-only" in str(exc):  # libpq: "session is read-only"
+        return "no_primary"
     return "unreachable"

@@ -11,6 +11,8 @@ from django.core.paginator import Paginator
 from django.db import connections
 from django.db.models import Model, QuerySet
 
+from arv.db.workers import worker_database
+
 M = TypeVar("M", bound=Model)
 
 
@@ -30,7 +32,7 @@ def page_of(queryset: QuerySet[M], start: int, stop: int) -> QuerySet[M]:
     return queryset.filter(pk__in=keys)
 
 
-def plan_for_each_search(using: str = "default") -> None:
+def plan_for_each_search(using: str | None = None) -> None:
     """Have PostgreSQL plan the rest of this transaction's statements for their actual parameters.
 
     psycopg prepares a statement a connection runs often (prepare_threshold), and after five
@@ -40,7 +42,7 @@ def plan_for_each_search(using: str = "default") -> None:
     rows then read them all, 2 s instead of 3 ms (bench/ --sizes). Only for statements whose
     parameters change their best plan (search terms); the transaction's end resets it.
     """
-    connection = connections[using]
+    connection = connections[using or worker_database()]
     if connection.vendor == "postgresql" and connection.in_atomic_block:
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL plan_cache_mode = force_custom_plan")
@@ -96,7 +98,9 @@ class CompiledQuery(Generic[M]):
         self.parameters = parameters
         self._compiled: dict[str, _Compiled[M]] = {}  # per database alias
 
-    def run(self, using: str = "default", **values: Any) -> list[M]:
+    def run(self, using: str | None = None, **values: Any) -> list[M]:
+        """The rows for these values, from `using` (default: the database this worker serves)."""
+        using = using or worker_database()
         compiled = self._compiled.get(using)
         if compiled is None:
             compiled = self._compiled[using] = _Compiled(self, using)

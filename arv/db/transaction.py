@@ -32,6 +32,11 @@ pipeline (arv.pipeline) opens one for every request that is not a static file:
   pipeline ends as usual. The request is then marked as having acted outside the
   database (never run twice).
 
+With read replicas (arv.db.replicas) a unit runs on the database its route names: its
+worker comes from that database's pool, and its transaction is on that database. A unit on
+a replica first checks the client's read-after position (NeedsPrimary if the replica is
+behind); a unit on the primary that wrote notes its commit's WAL position (unit.read_after).
+
 At the start and end of each unit the worker runs Django's own connection
 upkeep: close the connection if it is older than CONN_MAX_AGE or broken, and
 with CONN_HEALTH_CHECKS ping a reused connection before its first query.
@@ -49,10 +54,12 @@ from contextvars import ContextVar, copy_context
 from typing import Any, TypeVar
 
 from asgiref.sync import ThreadSensitiveContext
-from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db import connections, transaction
 
+from arv.db import replicas
 from arv.db.errors import DATABASE_ERRORS
-from arv.db.workers import DatabaseWorker, DatabaseWorkerPool, give_back_turn, worker_state
+from arv.db.failover import note_connection_state, replace_if_lost
+from arv.db.workers import DatabaseWorker, DatabaseWorkerPool, give_back_turn, worker_database, worker_state
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -68,8 +75,19 @@ class ClientDisconnected(BaseException):
 class UnitOfWork:
     """One request's database work: a leased worker and the transaction open on its connection."""
 
-    def __init__(self, pool: DatabaseWorkerPool, client_left: Callable[[], bool] | None = None) -> None:
+    def __init__(
+        self,
+        pool: DatabaseWorkerPool,
+        client_left: Callable[[], bool] | None = None,
+        route: replicas.Route = replicas.PRIMARY,
+    ) -> None:
         self.pool = pool
+        # Where it reads (pool is that database's): a replica's unit checks the client's position first.
+        self.route = route
+        # The WAL position of its last commit that wrote (for the client's next reads), if any.
+        self.read_after: int | None = None
+        # Why a unit on a replica stopped to run on the primary instead (the pipeline reruns it).
+        self.needs_primary: replicas.NeedsPrimary | None = None
         self.worker: DatabaseWorker | None = None
         self.finished = False
         # The first database error a trip raised (the pipeline decides what it means).
@@ -79,6 +97,10 @@ class UnitOfWork:
         # Seconds it waited for each worker it leased, and its trips ran on a worker (the
         # pipeline reports both to the metrics once the unit is done).
         self.lease_waits: list[float] = []
+        # True once its commit was sent: a failure from then on leaves its outcome unknown.
+        self.commit_started = False
+        # True if a trip's connection lost its server (arv.db.failover): a fresh unit may succeed.
+        self.connection_lost = False
         self.database_seconds = 0.0
         self._client_left = client_left
         # Work the next trip runs first (before_next_trip).
@@ -163,6 +185,7 @@ class UnitOfWork:
     # -- internals --------------------------------------------------------------------------
 
     async def _lease(self) -> DatabaseWorker:
+        self.pool.units += 1  # on the event loop: the units each database served
         worker = self.pool.try_acquire()
         if worker is not None:
             self.lease_waits.append(0.0)
@@ -326,17 +349,23 @@ def _step(unit: UnitOfWork, fn: Callable[[], T], begin: bool, end: bool, commit:
         if begin and _begin():
             unit.pool.count("reconnects")
         try:
+            if begin and unit.route.on_replica:
+                replicas.check_replayed(unit.route)  # else NeedsPrimary, the transaction ended below
             result = fn()
         except BaseException:
             if end:
                 _end(commit=False)
             raise
         if end:
-            _end(commit=commit(result))
+            unit.commit_started = commit(result)
+            if _end(commit=unit.commit_started):
+                unit.read_after = replicas.position_after_commit() or unit.read_after
         return result
     except DATABASE_ERRORS as exc:
         if unit.failure is None:
             unit.failure = exc
+        if replace_if_lost(exc, worker_database()):  # its server is gone or no longer primary: never reused
+            unit.connection_lost = True
         raise
     finally:
         unit.database_seconds += time.perf_counter() - started
@@ -351,24 +380,31 @@ def _begin() -> bool:
     for conn in connections.all(initialized_only=True):
         conn.queries_log.clear()
         conn.close_if_unusable_or_obsolete()  # CONN_MAX_AGE, broken connections
-    reused = connections[DEFAULT_DB_ALIAS].connection
-    atomic = transaction.atomic(durable=True)
+    database = worker_database()  # the primary, or the replica this worker's pool serves
+    reused = connections[database].connection
+    atomic = transaction.atomic(using=database, durable=True)
     atomic.__enter__()  # with CONN_HEALTH_CHECKS, pings a reused connection first
     worker_state.atomic = atomic
+    replicas.transaction_began()
     # A reused connection that is not there any more: the ping failed, Django connected again.
-    return reused is not None and connections[DEFAULT_DB_ALIAS].connection is not reused
+    return reused is not None and connections[database].connection is not reused
 
 
-def _end(commit: bool) -> None:
+def _end(commit: bool) -> bool:
+    """End the transaction; True if it committed."""
     atomic = getattr(worker_state, "atomic", None)
     worker_state.atomic = None
     try:
         if atomic is not None:
             if not commit:
-                transaction.set_rollback(True)
+                transaction.set_rollback(True, using=atomic.using)
             else:
                 give_back_turn()  # COMMIT waits on the disk, not for the GIL (arv.db.workers)
             atomic.__exit__(None, None, None)
+            return commit
+        return False
     finally:
+        replicas.transaction_ended()
         for conn in connections.all(initialized_only=True):
             conn.close_if_unusable_or_obsolete()
+        note_connection_state(worker_database())  # what readiness counts (arv.db.readiness)

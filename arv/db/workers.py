@@ -30,6 +30,11 @@ to disk with the GIL released, and finishes without one. Holding turns through
 commits serialised them DB_RUNNING_JOBS at a time (no group commit): creates ran
 slower than on a 30-thread gthread server although each cost less CPU.
 
+One pool per database: `default` (the primary), and one per read replica
+(arv.db.replicas), each with its own bound. A worker only ever connects to its
+pool's database (the router sends its queries there), so a process holds at most
+the sum of its pools' bounds, which the budget check (arv.db.checks) counts.
+
 All pool bookkeeping happens under one lock; results travel back to the
 event loop with call_soon_threadsafe, so any number of event loops may share
 the pool (tests create several). The pool counts what it does (status(): timeouts,
@@ -51,7 +56,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import connections
+from django.db import DEFAULT_DB_ALIAS, connections
 
 from arv.db.config import PoolSettings
 
@@ -80,6 +85,13 @@ class PoolClosed(Exception):
 def in_database_worker() -> bool:
     """True on a database worker thread (whose connections the pool manages)."""
     return getattr(worker_state, "worker", None) is not None
+
+
+def worker_database() -> str:
+    """The database (DATABASES alias) this thread's queries go to: its pool's on a database
+    worker (a replica's pool serves a replica), else default."""
+    worker = getattr(worker_state, "worker", None)
+    return worker.pool.alias if worker is not None else DEFAULT_DB_ALIAS
 
 
 def set_unit_deadlines(sender, connection, **kwargs) -> None:
@@ -126,7 +138,10 @@ class DatabaseWorker:
         self.holds_turn = False
         self.jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.idle_since = time.monotonic()
-        self.thread = threading.Thread(target=self._serve, name=f"arv-db-{number}", daemon=True)
+        # host:port of the writable server its connection reaches, as last seen (arv.db.failover).
+        self.writable_server: str | None = None
+        name = f"arv-db-{number}" if pool.alias == DEFAULT_DB_ALIAS else f"arv-db-{pool.alias}-{number}"
+        self.thread = threading.Thread(target=self._serve, name=name, daemon=True)
         self.thread.start()
 
     def call(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
@@ -179,6 +194,7 @@ def _deliver(future: asyncio.Future[Any], result: Any, exc: BaseException | None
 class PoolStatus:
     """What `manage.py dbstatus` and the verbose health check report."""
 
+    database: str
     pool_size: int
     max_overflow: int
     max_connections: int
@@ -193,13 +209,18 @@ class PoolStatus:
     running_jobs_limit: int
     jobs_running: int
     jobs_waiting_turn: int
+    units: int = 0
+    # Workers whose connection reaches a writable primary (as last seen): readiness wants DB_POOL_SIZE.
+    ready_connections: int = 0
 
 
 class DatabaseWorkerPool:
     active_wait = ACTIVE_WAIT_SECONDS
 
-    def __init__(self, config: PoolSettings) -> None:
+    def __init__(self, config: PoolSettings, alias: str = DEFAULT_DB_ALIAS) -> None:
         self.config = config
+        self.alias = alias  # the database its workers connect to
+        self.units = 0  # units of work that leased a worker since start (counted by arv.db.transaction)
         self._lock = threading.Lock()
         self._workers: set[DatabaseWorker] = set()
         self._idle: deque[DatabaseWorker] = deque()
@@ -284,6 +305,28 @@ class DatabaseWorkerPool:
         if len(self._workers) < self.config.max_connections:
             return self._spawn()
         return None
+
+    # -- for the pool keeper (arv.db.readiness): warm-up and connection checks -----------
+
+    def lease_unopened(self) -> DatabaseWorker | None:
+        """A new worker while the pool has fewer than DB_POOL_SIZE, else None (never waits)."""
+        with self._lock:
+            if self._closed or len(self._workers) >= self.config.size:
+                return None
+            return self._spawn()
+
+    def lease_idle(self) -> DatabaseWorker | None:
+        """The idle worker unused the longest, else None (never spawns, never waits)."""
+        with self._lock:
+            if self._closed or not self._idle:
+                return None
+            return self._idle.popleft()
+
+    def forget_servers(self) -> None:
+        """A connection lost its server: no other connection counts as ready until checked again."""
+        with self._lock:
+            for worker in self._workers:
+                worker.writable_server = None
 
     def release(self, worker: DatabaseWorker) -> None:
         """Give a leased worker back (its unit of work is finished)."""
@@ -370,6 +413,7 @@ class DatabaseWorkerPool:
             workers = len(self._workers)
             idle = len(self._idle)
             return PoolStatus(
+                database=self.alias,
                 pool_size=self.config.size,
                 max_overflow=self.config.max_overflow,
                 max_connections=self.config.max_connections,
@@ -382,6 +426,8 @@ class DatabaseWorkerPool:
                 running_jobs_limit=self.config.running_jobs,
                 jobs_running=self._running,
                 jobs_waiting_turn=len(self._turns),
+                units=self.units,
+                ready_connections=sum(1 for w in self._workers if w.writable_server is not None),
             )
 
 
@@ -397,23 +443,29 @@ def _fail_waiter(waiter: asyncio.Future[DatabaseWorker]) -> None:
         waiter.set_exception(PoolClosed("the database pool is closed"))
 
 
-_pool: DatabaseWorkerPool | None = None
+_pools: dict[str, DatabaseWorkerPool] = {}
 _pool_lock = threading.Lock()
 
 
-def get_pool() -> DatabaseWorkerPool:
-    """The process's pool, made on first use from settings.DATABASE_POOL."""
-    global _pool
+def get_pool(alias: str = DEFAULT_DB_ALIAS) -> DatabaseWorkerPool:
+    """The process's pool for one database (default: the primary), made on first use from
+    settings.DATABASE_POOL."""
     with _pool_lock:
-        if _pool is None or _pool._closed:
-            _pool = DatabaseWorkerPool(settings.DATABASE_POOL)
-        return _pool
+        pool = _pools.get(alias)
+        if pool is None or pool._closed:
+            pool = _pools[alias] = DatabaseWorkerPool(settings.DATABASE_POOL, alias)
+        return pool
+
+
+def all_pools() -> list[DatabaseWorkerPool]:
+    """Every database's pool: the primary's, then each replica's (arv.db.replicas)."""
+    return [get_pool(alias) for alias in settings.DATABASES]
 
 
 def close_pool() -> None:
-    """Shut the process's pool down (ASGI lifespan shutdown)."""
-    global _pool
+    """Shut the process's pools down (ASGI lifespan shutdown)."""
     with _pool_lock:
-        pool, _pool = _pool, None
-    if pool is not None:
+        pools = list(_pools.values())
+        _pools.clear()
+    for pool in pools:
         pool.close()

@@ -13,13 +13,16 @@ import asyncio
 import hmac
 import os
 
+from django.db import DEFAULT_DB_ALIAS
 from django.http import HttpResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
-from arv.db.workers import get_pool
+from arv.db import replicas
+from arv.db.failover import primary_watch
+from arv.db.workers import all_pools
 from arv.metrics.directory import ENV, dead_process_ids
-from arv.metrics.series import sample_pool
+from arv.metrics.series import sample_database, sample_pool, sample_replica
 
 PATH = "/metrics"
 # How often each process copies its pool's figures into its gauges.
@@ -39,7 +42,7 @@ def authorized(headers: list[tuple[bytes, bytes]], token: str) -> bool:
 
 async def response() -> HttpResponse:
     """The exposition, read off the event loop (the files of every process)."""
-    sample_pool(get_pool().status())  # this process's pool, as of now
+    sample_pools()  # this process's pools, as of now
     body = await asyncio.to_thread(render)
     return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)
 
@@ -58,8 +61,20 @@ def render() -> bytes:
 async def sample_pool_forever() -> None:
     """The pool gauges, refreshed every SAMPLE_SECONDS (started by the lifespan when metrics are on)."""
     while True:
-        sample_pool(get_pool().status())
+        sample_pools()
         await asyncio.sleep(SAMPLE_SECONDS)
+
+
+def sample_pools() -> None:
+    """Each database's pool and role: the primary's (arv.db.failover), each replica's (arv.db.replicas)."""
+    for pool in all_pools():
+        status = pool.status()
+        sample_pool(status)
+        if pool.alias == DEFAULT_DB_ALIAS:
+            sample_database(pool.alias, status.ready_connections, primary_watch(pool.alias))
+    if replicas.enabled():
+        for state in replicas.monitor.states():
+            sample_replica(state.database, bool(state.available), state.lag)
 
 
 def process_stopped() -> None:

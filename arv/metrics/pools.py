@@ -1,4 +1,5 @@
-"""Every running server process's pool, read from the metrics files (for `manage.py dbstatus`)."""
+"""Every running server process's pools, read from the metrics files (for `manage.py dbstatus`):
+the primary's figures, and each database's (replicas have pools of their own) under "pools"."""
 
 from __future__ import annotations
 
@@ -36,8 +37,12 @@ def server_pool(path: Path) -> dict[str, Any]:
     for metric in MultiProcessCollector(None, str(path)).collect():
         for sample in metric.samples:
             if metric.name in POOL_GAUGES and sample.labels.get("pid") not in dead:
-                pid = sample.labels["pid"]
-                processes.setdefault(pid, {"pid": int(pid)})[POOL_GAUGES[metric.name]] = int(sample.value)
+                pid, database = sample.labels["pid"], sample.labels.get("database", "default")
+                process = processes.setdefault(pid, {"pid": int(pid), "pools": {}})
+                key, figure = POOL_GAUGES[metric.name], int(sample.value)
+                process["pools"].setdefault(database, {})[key] = figure
+                if database == "default":  # the primary's pool, as before replicas
+                    process[key] = figure
             elif metric.name in POOL_COUNTERS and sample.name == metric.name + "_total":
                 totals[POOL_COUNTERS[metric.name]] = int(sample.value)
     return {"metrics_dir": str(path), "processes": sorted(processes.values(), key=lambda p: p["pid"]), **totals}

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import Counter, Gauge, Histogram
 
 if TYPE_CHECKING:
+    from arv.db.failover import PrimaryWatch
     from arv.db.transaction import UnitOfWork
     from arv.db.workers import PoolStatus
 
@@ -26,16 +27,49 @@ if TYPE_CHECKING:
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 WAIT_BUCKETS = (0.0, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
+# Per database (label database: default, replica_1, ...): each has its own pool.
 POOL_BOUND = Gauge(
     "arv_db_pool_bound",
     "Most database connections this process may hold: DB_POOL_SIZE + DB_MAX_OVERFLOW",
+    ["database"],
     multiprocess_mode="liveall",
 )
 POOL_WORKERS = Gauge(
-    "arv_db_pool_workers", "Database workers (each one connection) this process has now", multiprocess_mode="liveall"
+    "arv_db_pool_workers",
+    "Database workers (each one connection) this process has now",
+    ["database"],
+    multiprocess_mode="liveall",
 )
-POOL_IN_USE = Gauge("arv_db_pool_in_use", "Database workers leased by a request now", multiprocess_mode="liveall")
-POOL_WAITING = Gauge("arv_db_pool_waiting", "Requests waiting for a database worker now", multiprocess_mode="liveall")
+POOL_IN_USE = Gauge(
+    "arv_db_pool_in_use", "Database workers leased by a request now", ["database"], multiprocess_mode="liveall"
+)
+POOL_WAITING = Gauge(
+    "arv_db_pool_waiting", "Requests waiting for a database worker now", ["database"], multiprocess_mode="liveall"
+)
+UNITS = Counter("arv_db_units", "Requests' units of work served, by database (the primary or a replica)", ["database"])
+REPLICA_LAG = Gauge(
+    "arv_db_replica_lag_seconds",
+    "How far behind the primary each replica's replay is (its monitor's last look)",
+    ["database"],
+    multiprocess_mode="liveall",
+)
+
+# Per database (label database: a DATABASES alias), per process like the pool gauges.
+DATABASE_ROLE = Gauge(
+    "arv_db_role",
+    "1 for the role of the server each database's connections reach now: primary, or none (no server "
+    "accepting writes reached); a replica: standby (reads use it), or skipped (lagging, down, not a standby)",
+    ["database", "role"],
+    multiprocess_mode="liveall",
+)
+POOL_READY_CONNECTIONS = Gauge(
+    "arv_db_pool_ready_connections",
+    "Connections of each database's pool that reach a server of its role (readiness wants DB_POOL_SIZE)",
+    ["database"],
+    multiprocess_mode="liveall",
+)
+FAILOVERS = Counter("arv_db_failovers", "Times each database's connections moved to another primary", ["database"])
+DATABASE_ROLES = ("primary", "none", "standby", "skipped")
 
 POOL_TIMEOUTS = Counter("arv_db_pool_timeouts", "Requests that got no database worker within DB_POOL_TIMEOUT")
 CONNECTIONS_OPENED = Counter("arv_db_connections_opened", "Database connections opened by the workers")
@@ -92,20 +126,50 @@ def observe_unit(unit: UnitOfWork) -> None:
         DATABASE_SECONDS.observe(unit.database_seconds)
 
 
-# The pool's counts -> the counter that adds them up, and the count already added.
+# The pool's counts -> the counter that adds them up (all databases' pools together), and,
+# per database and count, what was already added.
 POOL_COUNTERS = {"timeouts": POOL_TIMEOUTS, "connections_opened": CONNECTIONS_OPENED, "reconnects": RECONNECTS}
-_counted = dict.fromkeys(POOL_COUNTERS, 0)
+_counted: dict[tuple[str, str], int] = {}
 
 
 def sample_pool(status: PoolStatus) -> None:
-    """The pool's figures as of now into the gauges; what it counted since the last sample into the counters."""
-    POOL_BOUND.set(status.max_connections)
-    POOL_WORKERS.set(status.workers)
-    POOL_IN_USE.set(status.in_use)
-    POOL_WAITING.set(status.waiting)
-    for name, counter in POOL_COUNTERS.items():
-        count = getattr(status, name)
-        before = _counted[name] if count >= _counted[name] else 0  # a new pool counts from 0
+    """One database's pool (the primary's or a replica's): its figures as of now into the gauges,
+    what it counted since the last sample into the counters."""
+    database = status.database
+    POOL_BOUND.labels(database).set(status.max_connections)
+    POOL_WORKERS.labels(database).set(status.workers)
+    POOL_IN_USE.labels(database).set(status.in_use)
+    POOL_WAITING.labels(database).set(status.waiting)
+    counters = {**POOL_COUNTERS, "units": UNITS.labels(database)}
+    for name, counter in counters.items():
+        count, counted = getattr(status, name), _counted.get((database, name), 0)
+        before = counted if count >= counted else 0  # a new pool counts from 0
         if count > before:
             counter.inc(count - before)
-        _counted[name] = count
+        _counted[database, name] = count
+
+
+def sample_role(database: str, role: str) -> None:
+    for name in DATABASE_ROLES:
+        DATABASE_ROLE.labels(database, name).set(1 if name == role else 0)
+
+
+def sample_replica(database: str, in_use: bool, lag: float | None) -> None:
+    """A read replica: standby (reads use it) or skipped, and its replay lag (arv.db.replicas)."""
+    sample_role(database, "standby" if in_use else "skipped")
+    if lag is not None:
+        REPLICA_LAG.labels(database).set(lag)
+
+
+# Failovers already counted, per database (the watch keeps the total; a counter only goes up).
+_failovers_counted: dict[str, int] = {}
+
+
+def sample_database(alias: str, ready_connections: int, watch: PrimaryWatch) -> None:
+    """One database's role, its pool's ready connections and its failovers (arv.db.failover)."""
+    sample_role(alias, "primary" if ready_connections and watch.refused_since is None else "none")
+    POOL_READY_CONNECTIONS.labels(alias).set(ready_connections)
+    new = watch.failovers - _failovers_counted.get(alias, 0)
+    if new > 0:
+        FAILOVERS.labels(alias).inc(new)
+        _failovers_counted[alias] = watch.failovers

@@ -138,6 +138,22 @@ def test_arv_server_processes_counts_every_server_on_the_database(database_env):
     assert "processes from ARV_SERVER_PROCESSES" in result.stderr
 
 
+@postgresql_only
+def test_the_budget_counts_each_database_pool_on_its_server(database_env):
+    # A replica URL naming the primary's own server: its pool's connections land there too,
+    # so 1 process x 4 x 2 pools fits, and 13 processes x 4 x 2 = 104 do not (max_connections 100).
+    env = {**database_env, "DATABASE_REPLICA_URLS": current_database_url(), "ARV_SERVER_PROCESSES": "13"}
+    result = _check_deploy(env, "--database", "default", "--database", "replica_1")
+    assert result.returncode != 0
+    for database in ("default", "replica_1"):
+        assert (
+            f"{database}: connection budget does not fit: 13 processes x (DB_POOL_SIZE + DB_MAX_OVERFLOW = 4) "
+            "x 2 pools on this server = 104" in result.stderr
+        )
+    fits = _check_deploy({**env, "ARV_SERVER_PROCESSES": "1"}, "--database", "default", "--database", "replica_1")
+    assert fits.returncode == 0, fits.stdout + fits.stderr
+
+
 needs_pgbouncer = pytest.mark.skipif(not os.path.exists(PGBOUNCER), reason="pgbouncer is not installed")
 
 

@@ -1,5 +1,6 @@
 """Configuration from the environment (API.md, "Operator interface")."""
 
+import dataclasses
 import subprocess
 
 import pytest
@@ -65,7 +66,7 @@ def test_postgres_url_maps_to_django_settings(monkeypatch, tmp_path):
     monkeypatch.delenv("DB_PGBOUNCER", raising=False)  # set in the PgBouncer pass
     db = database_from_env(tmp_path / "x.sqlite3", pool_settings_from_env())
     assert (db["ENGINE"], db["HOST"], db["PORT"], db["NAME"], db["USER"]) == (
-        "django.db.backends.postgresql",
+        "arv.db.postgresql",  # Django's, with the role check in its health check (arv.db.postgresql)
         "db.example",
         6543,
         "arv",
@@ -163,6 +164,100 @@ def test_db_running_jobs_and_its_old_name_which_warns(monkeypatch):
 
     monkeypatch.setenv("DB_RUNNING_JOBS", "5")  # both set: the new name wins
     assert pool_settings_from_env().running_jobs == 5
+
+
+def _postgres(monkeypatch, tmp_path, url: str) -> dict:
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.delenv("DB_PGBOUNCER", raising=False)  # set in the PgBouncer pass
+    monkeypatch.delenv("DB_STATEMENT_TIMEOUT", raising=False)
+    return database_from_env(tmp_path / "x", pool_settings_from_env())
+
+
+def test_a_multi_host_url_gives_libpq_its_hosts_ports_and_parameters(monkeypatch, tmp_path):
+    db = _postgres(
+        monkeypatch,
+        tmp_path,
+        "postgres://u:p%40ss@127.0.0.1:5432,127.0.0.1:5433/arv?load_balance_hosts=random&connect_timeout=2",
+    )
+    assert (db["HOST"], db["PORT"], db["NAME"], db["USER"], db["PASSWORD"]) == (
+        "127.0.0.1,127.0.0.1",
+        "5432,5433",
+        "arv",
+        "u",
+        "p@ss",
+    )
+    assert db["OPTIONS"]["load_balance_hosts"] == "random"
+    assert db["OPTIONS"]["connect_timeout"] == 2  # the URL's, over DB_CONNECT_TIMEOUT
+    assert db["OPTIONS"]["target_session_attrs"] == "read-write"  # the primary: only a writable server
+
+
+def test_the_url_may_choose_another_target_session_attrs(monkeypatch, tmp_path):
+    db = _postgres(monkeypatch, tmp_path, "postgresql://u@127.0.0.1:5432,127.0.0.1:5433/arv?target_session_attrs=any")
+    assert db["OPTIONS"]["target_session_attrs"] == "any"
+
+
+def test_a_replica_url_does_not_insist_on_a_writable_server(tmp_path):
+    from arv.db.config import database_settings
+
+    pool = dataclasses.replace(settings.DATABASE_POOL, pgbouncer=False)
+    db = database_settings("postgres://u@127.0.0.1:5433/arv", pool, variable="DATABASE_REPLICA_URLS", primary=False)
+    assert "target_session_attrs" not in db["OPTIONS"]
+
+
+@pytest.mark.parametrize(
+    "url, problem",
+    [
+        ("postgres://u@127.0.0.1:5432,127.0.0.1:x/arv", "DATABASE_URL has a port that is not a number from 1 to 65535: 'x'"),
+        ("postgres://u@127.0.0.1:5432/arv?bogus=1", 'DATABASE_URL is not a PostgreSQL URL libpq accepts: invalid URI query parameter: "bogus"'),
+        ("postgres://u@127.0.0.1/arv?target_session_attrs=writable", "DATABASE_URL has target_session_attrs='writable': use one of any, read-write"),
+        ("postgres://u@127.0.0.1/arv?load_balance_hosts=roundrobin", "DATABASE_URL has load_balance_hosts='roundrobin': use one of disable, random"),
+        ("postgres://u@127.0.0.1:5432,127.0.0.1:5433", "DATABASE_URL names no database"),
+        ("postgres://u@127.0.0.1/arv?connect_timeout=soon", "DATABASE_URL has connect_timeout='soon', which is not a whole number"),
+        ("sqlite:///arv.sqlite3?target_session_attrs=read-write", "DATABASE_URL names SQLite, which takes no URL parameters (target_session_attrs)"),
+    ],
+)  # fmt: skip
+def test_a_wrong_database_url_is_one_line_naming_the_problem(monkeypatch, tmp_path, url, problem):
+    with pytest.raises(ConfigurationError) as refused:
+        _postgres(monkeypatch, tmp_path, url)
+    message = str(refused.value)
+    assert message.startswith(problem)
+    assert "\n" not in message
+
+
+def test_a_password_is_never_in_the_error(monkeypatch, tmp_path):
+    with pytest.raises(ConfigurationError) as refused:
+        _postgres(monkeypatch, tmp_path, "postgres://u:hunter2secret@127.0.0.1:5432/arv?target_session_attrs=no")
+    assert "hunter2secret" not in str(refused.value)
+
+
+def test_several_hosts_with_pgbouncer_are_a_startup_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("DATABASE_URL", "postgres://u@127.0.0.1:6432,127.0.0.1:6433/arv")
+    monkeypatch.setenv("DB_PGBOUNCER", "true")
+    monkeypatch.delenv("DB_STATEMENT_TIMEOUT", raising=False)
+    monkeypatch.delenv("DB_IDLE_IN_TRANSACTION_TIMEOUT", raising=False)
+    with pytest.raises(ConfigurationError, match="several hosts, which cannot work with DB_PGBOUNCER"):
+        database_from_env(tmp_path / "x", pool_settings_from_env())
+
+
+def test_a_multi_host_url_refused_at_startup_is_one_line(tmp_path):
+    result = _settings_in_subprocess(
+        {
+            "DJANGO_DEBUG": "true",
+            "DATABASE_URL": "postgres://u@127.0.0.1:5432,127.0.0.1:5433/arv?target_session_attrs=x",
+        }
+    )
+    assert result.returncode != 0
+    assert "DATABASE_URL has target_session_attrs='x'" in result.stderr.strip().splitlines()[-1]
+
+
+def test_a_multi_host_url_is_accepted_at_startup():
+    result = _settings_in_subprocess(
+        {
+            "DJANGO_DEBUG": "true",
+            "DATABASE_URL": "postgres://u@127.0.0.1:5432,127.0.0.1:5433/arv?target_session_attrs=read-write",
+        }
+    )
+    assert result.returncode == 0, result.stderr
 
 
 def test_no_production_setting_mounts_the_test_views():

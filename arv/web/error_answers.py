@@ -34,6 +34,7 @@ INTERNAL = "Internal server error."
 # Why the database is unavailable, as a client is told it (short and credential-free:
 # never the driver's message, which may echo the DSN); keyed by arv.db.errors.unavailable_cause.
 UNAVAILABLE_REASONS = {
+    "no_primary": "no server accepts writes now (a failover)",
     "pool_timeout": "all connections are busy",
     "shutting_down": "the server is shutting down",
     "statement_timeout": "the query took too long",
@@ -92,6 +93,13 @@ def database_error(exc: BaseException, *, api: bool = True) -> HttpResponse:
 def health_unavailable(exc: BaseException) -> HttpResponse:
     """/api/health's 503: API.md gives it its own body, {"status": "unavailable", "database": reason}."""
     response = JsonResponse({"status": "unavailable", "database": unavailable_reason(exc)}, status=503)
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
+def not_ready(body: dict[str, Any]) -> HttpResponse:
+    """/api/health/ready's 503: API.md gives it its own body, the readiness figures."""
+    response = JsonResponse(body, status=503)
     response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
 

@@ -52,6 +52,7 @@ MATRIX = {
     "test connection":                 ("POST",   "/api/storage/connections/{connection}/test", 401, 401, 403, 403, 200, 200, 403, 403),
     "connection stats":                ("GET",    "/api/storage/connections/{connection}/stats", 401, 401, 403, 403, 200, 200, 200, 200),
     "health":                          ("GET",    "/api/health",                               200, 200, 200, 200, 200, 200, 200, 200),
+    "readiness":                       ("GET",    "/api/health/ready",                         200, 200, 200, 200, 200, 200, 200, 200),
 }
 # fmt: on
 
@@ -207,5 +208,5 @@ def test_the_matrix_covers_every_endpoint_and_field(live_url, anonymous):
     update_fields = set(schema["components"]["schemas"]["CompanyUpdate"]["properties"])
     assert update_fields == MEMBER_WRITABLE_FIELDS | set(OPERATOR_FIELDS)
 
-    assert len(CELLS) == len(MATRIX) * len(ROLES) == 136
+    assert len(CELLS) == len(MATRIX) * len(ROLES) == 144
     print(f"access matrix: {len(MATRIX)} endpoints x {len(ROLES)} roles = {len(CELLS)} cells")

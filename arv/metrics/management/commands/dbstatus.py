@@ -12,8 +12,9 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, connection, connections
 
+from arv.db.replicas import REPLICA_STATE_SQL
 from arv.metrics.directory import operators_dir
 
 
@@ -29,6 +30,8 @@ class Command(BaseCommand):
             status["database"] = database_status()
         except DatabaseError as exc:
             status["database"] = {"reachable": False, "reason": unreachable_reason(exc)}
+        if settings.DATABASE_REPLICAS.enabled:
+            status["replicas"] = {alias: replica_status(alias) for alias in settings.DATABASE_REPLICAS.aliases}
         status["servers"] = servers_status()
         self.stdout.write(json.dumps(status, indent=2) if as_json else as_text(status))
         if not status["database"]["reachable"]:
@@ -40,6 +43,7 @@ def configured() -> dict[str, Any]:
     return {
         "vendor": connection.vendor,
         "bound_per_process": pool.max_connections,
+        "databases": list(settings.DATABASES),  # each with its own pool of that bound
         "pool_size": pool.size,
         "max_overflow": pool.max_overflow,
         "pool_timeout": pool.timeout,
@@ -49,8 +53,21 @@ def configured() -> dict[str, Any]:
     }
 
 
-def database_status() -> dict[str, Any]:
+def replica_status(alias: str) -> dict[str, Any]:
+    """A read replica's connections from ARV, whether it is a standby, and how far behind it replays."""
+    try:
+        status = database_status(alias)
+        with connections[alias].cursor() as cursor:
+            cursor.execute(REPLICA_STATE_SQL)
+            in_recovery, replay, lag = cursor.fetchone()
+    except DatabaseError as exc:
+        return {"reachable": False, "reason": unreachable_reason(exc)}
+    return {**status, "in_recovery": in_recovery, "replay_position": replay, "replay_lag_seconds": lag}
+
+
+def database_status(alias: str = "default") -> dict[str, Any]:
     """Connections of ARV (application_name) as PostgreSQL sees them; just "reachable" elsewhere."""
+    connection = connections[alias]
     with connection.cursor() as cursor:
         if connection.vendor != "postgresql":
             cursor.execute("SELECT 1")
@@ -93,7 +110,8 @@ def as_text(status: dict[str, Any]) -> str:
     lines = [
         f"vendor: {status['vendor']}",
         f"bound per server process: {status['bound_per_process']} "
-        f"(DB_POOL_SIZE={status['pool_size']} + DB_MAX_OVERFLOW={status['max_overflow']})",
+        f"(DB_POOL_SIZE={status['pool_size']} + DB_MAX_OVERFLOW={status['max_overflow']})"
+        + (f" per database ({', '.join(status['databases'])})" if len(status["databases"]) > 1 else ""),
         f"wait for a connection: {status['pool_timeout']:g}s; connect timeout: {status['connect_timeout']}s; "
         f"max age: {status['conn_max_age']}s; health checks: {'on' if status['health_checks'] else 'off'}",
     ]
@@ -110,6 +128,17 @@ def as_text(status: dict[str, Any]) -> str:
         ]
     else:
         lines.append("per-connection figures need PostgreSQL")
+    for alias, replica in status.get("replicas", {}).items():
+        if not replica["reachable"]:
+            lines.append(f"replica {alias}: cannot be reached ({replica['reason']})")
+            continue
+        role = "standby" if replica["in_recovery"] else "NOT a standby (not in recovery): reads skip it"
+        lag = replica["replay_lag_seconds"]
+        lines.append(
+            f"replica {alias}: {role}, replayed to {replica['replay_position']}, lag "
+            f"{'unknown' if lag is None else f'{lag:.1f}s'}; {replica['connections']} ARV connections "
+            f"(max_connections {replica['max_connections']})"
+        )
     servers = status["servers"]
     if servers is None:
         lines.append("server pools: metrics are off (set ARV_METRICS_TOKEN to see each server process's pool)")
@@ -118,10 +147,12 @@ def as_text(status: dict[str, Any]) -> str:
     for server in servers or ():
         lines.append(f"server (metrics in {server['metrics_dir']}):")
         for process in server["processes"]:
-            lines.append(
-                f"  process {process['pid']}: {process.get('in_use', 0)} in use of {process.get('workers', 0)} "
-                f"workers (bound {process.get('bound', 0)}), {process.get('waiting', 0)} requests waiting"
-            )
+            for database, pool in sorted(process.get("pools", {"default": process}).items()):
+                lines.append(
+                    f"  process {process['pid']} ({database}): {pool.get('in_use', 0)} in use of "
+                    f"{pool.get('workers', 0)} workers (bound {pool.get('bound', 0)}), "
+                    f"{pool.get('waiting', 0)} requests waiting"
+                )
         lines.append(
             f"  since it started: {server['pool_timeouts']} pool timeouts, {server['reconnects']} reconnects, "
             f"{server['connections_opened']} connections opened"
