@@ -6,12 +6,17 @@ and keeps it in a context variable for the request's task. The database workers 
 each job in a copy of the caller's context (arv.db.workers), so lines written there (the
 SQL log of DB_ECHO, a service's own) carry the id too. RequestIdFilter, on the handler,
 puts it on every record; JsonFormatter writes one JSON object per line (ARV_LOG_FORMAT=json).
+
+One record is one line: what a client sent (a path, a header, a username) cannot forge
+another. TextFormatter escapes control characters (a newline, a NUL, an ANSI escape) in the
+line as \\xNN; the JSON lines escape them as JSON does. A traceback keeps its lines.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import logging.config
 import re
 import secrets
 from contextvars import ContextVar
@@ -44,6 +49,27 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+# C0 and C1 control characters, DEL, and the Unicode line and paragraph separators.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def escape_controls(text: str) -> str:
+    """text with every control character written as an escape: one line, nothing hidden."""
+    return _CONTROL.sub(_escaped, text)
+
+
+class TextFormatter(logging.Formatter):
+    """The text format, one record a line (a traceback after it keeps its own lines)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 -- logging's name
+        return escape_controls(super().formatMessage(record))
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line, fixed keys. Twenty lines of our own rather than a library:
     the schema is this one and the standard library's json writes it."""
@@ -67,7 +93,10 @@ class JsonFormatter(logging.Formatter):
 
 
 LOG_FORMATS = {
-    "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    "text": {
+        "()": "arv.logs.TextFormatter",
+        "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
+    },
     "json": {"()": "arv.logs.JsonFormatter"},
 }
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -95,8 +124,19 @@ def logging_config(*, log_format: str, level: str, sql_echo: bool, access_log: b
             "arv.access": {"level": "INFO" if access_log else "WARNING"},
             # DB_ECHO: arv.db.echo turns on Django's SQL logging on every connection.
             "django.db.backends": {"level": "DEBUG" if sql_echo else "INFO"},
-            # Their levels stay uvicorn's (--log-level, --no-access-log).
+            # Their levels stay uvicorn's (--log-level); --no-access-log: see configure().
             "uvicorn": {"handlers": ["console"], "propagate": False},
             "uvicorn.access": {"handlers": ["console"], "propagate": False},
         },
     }
+
+
+def configure(config: dict) -> None:
+    """settings.LOGGING_CONFIG: Django's dictConfig, keeping uvicorn's access log off if
+    uvicorn was told so (--no-access-log leaves "uvicorn.access" without handlers and not
+    propagating; the configuration above would otherwise give it the console handler back)."""
+    access = logging.getLogger("uvicorn.access")
+    access_log_off = not access.handlers and not access.propagate
+    logging.config.dictConfig(config)
+    if access_log_off:
+        access.handlers, access.propagate = [], False

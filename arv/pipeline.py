@@ -66,7 +66,8 @@ from django.urls import Resolver404, resolve, set_script_prefix
 from django.utils.module_loading import import_string
 from servestatic.middleware import ServeStaticMiddleware
 
-from arv.auth.slowdown import login_delay
+from arv.auth.callers import settle_caller
+from arv.auth.slowdown import before_login
 from arv.db.checks import check_renamed_variables, connection_budget
 from arv.db.errors import DATABASE_ERRORS, Failure, classify
 from arv.db.failover import replace_if_lost
@@ -150,9 +151,9 @@ class Pipeline:
                 set_script_prefix(get_script_prefix(scope))
                 signals.request_started.send(sender=handler.__class__, scope=scope)
                 request, response = handler.create_request(scope, body)
-                if request is not None and handler is self.site and (delay := login_delay(request)):
-                    await asyncio.sleep(delay)  # after failed logins; no worker held meanwhile
-                if request is not None:
+                if request is not None and handler is self.site:
+                    response = await before_login(request)  # waits after failed logins; 400 if unreadable
+                if request is not None and response is None:
                     # 4. Its unit of work.
                     response = await self.respond(handler, scope, body, request, receive)
                     if response is None:
@@ -247,7 +248,11 @@ class ApiHandler(ASGIHandler):
         self._middleware_chain = handler
 
     async def respond(self, request: HttpRequest, unit: UnitOfWork) -> HttpResponseBase | None:
-        return await unit.serve(functools.partial(self.get_response_async, request))
+        return await unit.serve(functools.partial(self.answer, request))
+
+    async def answer(self, request: HttpRequest) -> HttpResponseBase:
+        # A bearer token is looked up in the request's first trip: settle_caller makes sure it was.
+        return await settle_caller(request, await self.get_response_async(request))
 
 
 class SiteHandler(ASGIHandler):

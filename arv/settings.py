@@ -43,6 +43,7 @@ try:
     )
 except ConfigurationError as exc:
     raise ImproperlyConfigured(str(exc)) from None
+LOGGING_CONFIG = "arv.logs.configure"  # honours uvicorn's --no-access-log
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
 if not SECRET_KEY:
@@ -93,8 +94,8 @@ API_MIDDLEWARE = [
     "arv.web.middleware.JsonApiMiddleware",
 ]
 
-# The product's URLs; the tests add theirs with ARV_ROOT_URLCONF=testing.urls.
-ROOT_URLCONF = os.environ.get("ARV_ROOT_URLCONF", "arv.urls")
+# The product's URLs only: the tests' own views are mounted by testing.settings, never from here.
+ROOT_URLCONF = "arv.urls"
 ASGI_APPLICATION = "arv.asgi.application"
 WSGI_APPLICATION = None
 
@@ -118,13 +119,20 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
-# Admin login throttling: each failure for a username, or from an address, doubles the wait
-# before its next login (ARV_LOGIN_SLOWDOWN_SECONDS, arv.auth.slowdown); after
-# ARV_LOGIN_FAILURE_LIMIT failures, django-axes refuses logins (429) until ARV_LOGIN_COOLOFF_SECONDS
-# have passed since the last attempt; a successful login resets the count. The address is
-# REMOTE_ADDR, which uvicorn takes from X-Forwarded-For only for a proxy it trusts
-# (--forwarded-allow-ips / FORWARDED_ALLOW_IPS, default 127.0.0.1).
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each one on its own
+# Admin login throttling (README, "Admin logins"). Each failure for a username, or from an
+# address, doubles the wait before its next login (ARV_LOGIN_SLOWDOWN_SECONDS, arv.auth.slowdown,
+# counted from django-axes' records); after ARV_LOGIN_FAILURE_LIMIT failures of one username
+# from one address, django-axes refuses that pair (429) until ARV_LOGIN_COOLOFF_SECONDS have
+# passed since the failure that locked it. Only the pair is locked: an outsider who knows an
+# admin's username can slow its logins down (at most arv.auth.slowdown.MAX_DELAY_SECONDS) but
+# never lock it out. Failures during a lockout are neither recorded nor extend it. Attempts for
+# one username are evaluated one at a time (arv.auth.handlers), so a burst gets no more than the
+# limit. A successful login resets its pair's count. The address is REMOTE_ADDR, which uvicorn
+# takes from X-Forwarded-For only for a proxy it trusts (--forwarded-allow-ips /
+# FORWARDED_ALLOW_IPS, default 127.0.0.1).
+AXES_HANDLER = "arv.auth.handlers.SerializedAxesHandler"
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "admin/login_locked_out.html"
 

@@ -1,11 +1,13 @@
 """ARV benchmark: one command brings everything up, loads it with wrk, and writes a report.
 
-    bench/run --peer-dir ../shared/peer_fastapi   # the full sitting (~17-20 min on 2 cores): ARV, the
-                                                  # FastAPI peer, django-sync, django-async; 1 and 2 processes
+    bench/run --peer-dir ../shared/peer_fastapi   # the full sitting (~25-30 min on 2 cores): ARV, the
+                                                  # FastAPI peer, the textbook Django contenders and the
+                                                  # diagnostic ones (ARV's queries); 1 and 2 processes
     bench/run --quick              # ~5 min: 1 process, 1 repetition
     bench/run --sizes 10000,1000000 --conns 16    # the reads at each data size (~10-15 min, seeding included)
     bench/run --peer http://127.0.0.1:8001 --peer-token T   # a peer that is already running (1 process)
     bench/run --contenders none    # without the Django contenders (bench/contenders/)
+    bench/run --contenders textbook-sync,textbook-async   # the textbook ones only (no diagnostic rows)
     bench/run --baseline-dir PATH  # also measure another clone of ARV (e.g. the last commit), before/after
     bench/run --arv-env DB_RUNNING_JOBS=0       # ARV's servers with another setting
     bench/run --baseline-dir PATH --arv-env ARV_METRICS_TOKEN=t --baseline-env ARV_METRICS_TOKEN=
@@ -22,8 +24,10 @@ What it does, on the local PostgreSQL (postgres@127.0.0.1:5432, or --pg-host/--p
      database is seeded by its seed.py and analysed the same way;
   2. for each process count, starts each contender in turn, each on a fresh clone of its seeded
      database (CREATE DATABASE ... TEMPLATE: the same rows, indexes and statistics, none of another
-     contender's creates): `uvicorn arv.asgi:application --workers N`, the peer, django-sync
-     (gunicorn gthread) and django-async (uvicorn, Django's pool). Each runs its scenarios (ARV:
+     contender's creates): `uvicorn arv.asgi:application --workers N`, the peer, the textbook Django
+     contenders (textbook-sync: django-ninja sync operations under gunicorn gthread; textbook-async:
+     async operations on Django's async ORM and pool under uvicorn) and the diagnostic ones, ARV's
+     own selectors and services on those two servers (sync, async). Each runs its scenarios (ARV:
      detail, list, search, create, mix, admin if asked for; the others detail, list, search,
      create) at each concurrency with wrk (bench/lua/scenario.lua): a warm-up, then --reps measured
      runs (the median is reported). Before the admin scenarios it logs in over HTTP as a browser
@@ -92,10 +96,20 @@ ARV_SCENARIOS = ["detail", "list", "search", "create", "mix", "admin", "admin_se
 # admin only when asked for: its runs are long (below), and would take the full run past 10 minutes.
 DEFAULT_SCENARIOS = ["detail", "list", "search", "create", "mix"]
 PEER_SCENARIOS = ["detail", "list", "search", "create"]
-# The Django deployments a user would otherwise pick (bench/contenders/): target -> label.
-CONTENDERS = {"sync": "django-sync", "async": "django-async"}
+# The Django deployments beside ARV (bench/contenders/): target -> label. The textbook ones are what
+# a Django user who does not pick ARV writes (their own querysets); "sync" and "async" run ARV's own
+# selectors, services and token check on the same two servers: a diagnostic that isolates the
+# serving stack, shown beside the others but not counted in "best".
+CONTENDERS = {
+    "textbook-sync": "textbook sync",
+    "textbook-async": "textbook async",
+    "sync": "ARV's queries, sync server",
+    "async": "ARV's queries, async server",
+}
+DIAGNOSTIC = ["sync", "async"]
 CONTENDER_SCENARIOS = ["detail", "list", "search", "create"]
-ALTERNATIVES = ["peer", *CONTENDERS]  # what ARV is compared with, side by side
+ALTERNATIVES = ["peer", "textbook-sync", "textbook-async"]  # what ARV is compared with: "best" is the fastest
+BESIDE = [*ALTERNATIVES, *DIAGNOSTIC]  # every contender shown side by side
 # Threads of a gunicorn gthread worker, and the max_size of Django's pool per process: one ARV
 # process's bound (DB_POOL_SIZE 20 + DB_MAX_OVERFLOW 10), so each holds as many connections.
 CONTENDER_CONNECTIONS = 30
@@ -786,14 +800,14 @@ class Bench:
     def start_contender(self, target: str, workers: int) -> Server:
         port = free_port()
         env = self.arv_env(workers)
-        if target == "sync":
-            env["DJANGO_SETTINGS_MODULE"] = "bench.contenders.sync_gthread.settings"
-            argv = [GUNICORN, "bench.contenders.sync_gthread.wsgi:application", "--worker-class", "gthread",
+        package = {"sync": "sync_gthread", "async": "async_pool"}.get(target, target.replace("-", "_"))
+        env["DJANGO_SETTINGS_MODULE"] = f"bench.contenders.{package}.settings"
+        if target.endswith("sync") and not target.endswith("async"):
+            argv = [GUNICORN, f"bench.contenders.{package}.wsgi:application", "--worker-class", "gthread",
                     "--workers", str(workers), "--threads", str(CONTENDER_CONNECTIONS),
                     "--bind", f"127.0.0.1:{port}", "--log-level", "warning"]  # fmt: skip
         else:
-            env["DJANGO_SETTINGS_MODULE"] = "bench.contenders.async_pool.settings"
-            argv = self.uvicorn_argv("bench.contenders.async_pool.asgi:application", port, workers)
+            argv = self.uvicorn_argv(f"bench.contenders.{package}.asgi:application", port, workers)
         return self.start_server(f"{target}-w{workers}", argv, env, ROOT, "/api/health", workers, port)
 
     # -- phases ------------------------------------------------------------------------------
@@ -1106,7 +1120,7 @@ def add_fractions(rows: list[dict[str, Any]]) -> None:
     }
     db = {r["connections"]: r["rps"] for r in rows if r["target"] == "db"}
     for r in rows:
-        if r["target"] not in ("arv", "baseline", *ALTERNATIVES):
+        if r["target"] not in ("arv", "baseline", *BESIDE):
             continue
         key = (r["workers"], r["connections"])
         http, nodb = ceilings.get(("http", *key)), ceilings.get(("nodb", *key))
@@ -1147,10 +1161,10 @@ def render_markdown(data: dict[str, Any]) -> str:
         + (f" ({', '.join(s['arv_env'])})" if s.get("arv_env") else "")
         + ". "
         + (
-            f"django-sync: gunicorn gthread, {CONTENDER_CONNECTIONS} threads per process; django-async: uvicorn, "
-            f"Django's pool max_size {CONTENDER_CONNECTIONS} per process; peer: pool_size 20 + max_overflow 10 per "
-            "process. Each server started on a fresh clone of the same seeded, analysed database. "
-            if any(r["target"] in ALTERNATIVES for r in rows)
+            f"Sync Django contenders: gunicorn gthread, {CONTENDER_CONNECTIONS} threads per process; async ones: "
+            f"uvicorn, Django's pool max_size {CONTENDER_CONNECTIONS} per process; peer: pool_size 20 + max_overflow "
+            "10 per process. Each server started on a fresh clone of the same seeded, analysed database. "
+            if any(r["target"] in BESIDE for r in rows)
             else ""
         )
         + (
@@ -1183,7 +1197,8 @@ def render_markdown(data: dict[str, Any]) -> str:
         "RSS MB | % HTTP | % no-DB | % DB |",
         "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
-    order = {"http": 0, "nodb": 1, "db": 2, "arv": 3, "baseline": 4, "peer": 5, "sync": 6, "async": 7}
+    order = {"http": 0, "nodb": 1, "db": 2, "arv": 3, "baseline": 4, "peer": 5}
+    order.update({t: 6 + i for i, t in enumerate(CONTENDERS)})
 
     def row_order(r: dict[str, Any]) -> tuple[int, int, int, int]:
         workers = r["workers"]
@@ -1256,9 +1271,7 @@ def render_markdown(data: dict[str, Any]) -> str:
 
 def lengthened_runs(rows: list[dict[str, Any]], duration: int) -> str:
     """The runs longer than --duration (MIN_REQUESTS_PER_CONNECTION), as a sentence."""
-    longer = [
-        r for r in rows if r["target"] in ("arv", "baseline", *ALTERNATIVES) and (r.get("duration_s") or 0) > duration
-    ]
+    longer = [r for r in rows if r["target"] in ("arv", "baseline", *BESIDE) and (r.get("duration_s") or 0) > duration]
     if not longer:
         return ""
     runs = ", ".join(f"{r['label']} {r['scenario']} c={r['connections']} {r['duration_s']} s" for r in longer)
@@ -1295,10 +1308,11 @@ def by_size(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def side_by_side(rows: list[dict[str, Any]]) -> list[str]:
-    """ARV beside every alternative that ran (peer, django-sync, django-async), per workers,
-    scenario and connections: req/s and ratios, p99, peak backends and new sessions per 1,000."""
+    """ARV beside every contender that ran, per workers, scenario and connections: req/s and ratios,
+    p99, CPU per request (beside the ceilings'), peak backends and new sessions per 1,000. "best" and
+    the p99 check count the alternatives only (ALTERNATIVES), not the diagnostic rows (DIAGNOSTIC)."""
     by_key = {(r["target"], r["workers"], r["scenario"], r["connections"]): r for r in rows}
-    present = [t for t in ALTERNATIVES if any(r["target"] == t for r in rows)]
+    present = [t for t in BESIDE if any(r["target"] == t for r in rows)]
     keys = sorted(
         {k[1:] for k in by_key if k[0] == "arv" and any((t, *k[1:]) in by_key for t in present)},
         key=lambda k: (k[0], ARV_SCENARIOS.index(k[1]), k[2]),
@@ -1307,10 +1321,13 @@ def side_by_side(rows: list[dict[str, Any]]) -> list[str]:
         return []
     names = ["ARV"] + [CONTENDERS.get(t, t) for t in present]
     targets = ["arv", *present]
+    counted = [i for i, t in enumerate(present) if t in ALTERNATIVES]  # indexes into cells[1:]
     head = "| workers | scenario | conns | "
     out = ["", "## Side by side (same machine, same run, each on a fresh clone of the same analysed data)", ""]
     out += [
-        "req/s (median); ARV / X is the ratio of requests per second; **best** is the fastest alternative.",
+        "req/s (median); ARV / X is the ratio of requests per second; **best** is the fastest alternative "
+        f"({', '.join(CONTENDERS.get(t, t) for t in ALTERNATIVES)}); the rows running ARV's queries on a textbook "
+        "server are a diagnostic (they isolate the serving stack) and do not count in best.",
         "",
         head + " | ".join(names) + " | " + " | ".join(f"ARV / {n}" for n in names[1:]) + " | ARV / best |",
         "|--:|---|--:|" + "--:|" * (2 * len(names)),
@@ -1320,7 +1337,7 @@ def side_by_side(rows: list[dict[str, Any]]) -> list[str]:
         cells = [by_key.get((t, *key)) for t in targets]
         arv = cells[0]
         ratios = [arv["rps"] / c["rps"] if c and c["rps"] else None for c in cells[1:]]
-        best = max((c["rps"] for c in cells[1:] if c), default=0)
+        best = max((cells[1 + i]["rps"] for i in counted if cells[1 + i]), default=0)
         best_ratio = arv["rps"] / best if best else None
         if key[2] == 32 and best_ratio is not None:
             ratios_at_32.append((best_ratio, key))
@@ -1331,18 +1348,36 @@ def side_by_side(rows: list[dict[str, Any]]) -> list[str]:
             + " | ".join(fmt(x, 2) for x in ratios)
             + f" | **{fmt(best_ratio, 2)}** |"
         )
-    out += ["", "p99 latency, ms (median of the repetitions); ✓: ARV's is the lowest.", ""]
+    out += ["", "p99 latency, ms (median of the repetitions); ✓: ARV's is the lowest of ARV and the alternatives.", ""]
     out += [head + " | ".join(names) + " | ARV lowest |", "|--:|---|--:|" + "--:|" * len(names) + "---|"]
     p99_misses = 0
     for key in keys:
         cells = [by_key.get((t, *key)) for t in targets]
-        others = [c["p99_ms"] for c in cells[1:] if c and c["p99_ms"] is not None]
+        others = [cells[1 + i]["p99_ms"] for i in counted if cells[1 + i] and cells[1 + i]["p99_ms"] is not None]
         lowest = cells[0]["p99_ms"] is not None and all(cells[0]["p99_ms"] <= x for x in others)
         p99_misses += not lowest
         out.append(
             f"| {key[0]} | {key[1]} | {key[2]} | "
             + " | ".join(fmt(c["p99_ms"]) if c else "–" for c in cells)
             + f" | {'✓' if lowest else '✗'} |"
+        )
+    ceilings = [("nodb", "ceiling: ARV, no database"), ("http", "ceiling: bare ASGI")]
+    out += [
+        "",
+        "CPU ms per request: the server's CPU time (all its processes, user + system) per request served; "
+        "the ceilings' at the same processes and connections.",
+        "",
+    ]
+    out += [
+        head + " | ".join([*names, *(n for _, n in ceilings)]) + " |",
+        "|--:|---|--:|" + "--:|" * (len(names) + len(ceilings)),
+    ]
+    for key in keys:
+        cells = [by_key.get((t, *key)) for t in targets] + [by_key.get((t, key[0], t, key[2])) for t, _ in ceilings]
+        out.append(
+            f"| {key[0]} | {key[1]} | {key[2]} | "
+            + " | ".join(fmt(c["server_cpu_ms_per_req"], 2) if c else "–" for c in cells)
+            + " |"
         )
     out += ["", "Database: peak client backends / new sessions per 1,000 requests served.", ""]
     out += [head + " | ".join(names) + " |", "|--:|---|--:|" + "--:|" * len(names)]
@@ -1563,7 +1598,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--contenders",
         default=",".join(CONTENDERS),
-        help="Django deployments measured beside ARV (bench/contenders/): sync,async or none",
+        help="Django deployments measured beside ARV (bench/contenders/): textbook-sync, textbook-async "
+        "(alternatives), sync, async (diagnostic: ARV's queries on those servers), or none",
     )
     p.add_argument(
         "--baseline-dir",

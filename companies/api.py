@@ -1,10 +1,11 @@
-"""/api/companies: thin async views; each runs its service on the request's database worker
-(finish_db: shaped as the answer and committed in the same trip, arv.web.shaping)."""
+"""/api/companies and /api/companies/{id}/folders: thin async views; each runs its service on
+the request's database worker (finish_db: shaped as the answer and committed in the same trip,
+arv.web.shaping)."""
 
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
-from ninja import Path, Query, Router
+from ninja import Path, Query, Router, Status
 
 from arv.db.transaction import run_db
 from arv.web.schemas import ObjectId, answers, created
@@ -18,8 +19,10 @@ from companies.schemas import (
     CompanyStorageIn,
     CompanyUpdate,
 )
+from storage.schemas import FolderCreate, FolderListQuery, FolderOut, FolderPageOut
 
 router = Router(tags=["companies"])
+folders_router = Router(tags=["folders"])  # /api/companies/{id}/folders
 
 CompanyId = Path[ObjectId]
 
@@ -58,3 +61,21 @@ async def company_set_storage(request: HttpRequest, company_id: CompanyId, body:
     return await finish_db(
         CompanyOut, services.company_set_storage, user=request.auth, company_id=company_id, **body.dict()
     )
+
+
+@folders_router.get("/{company_id}/folders", response=answers(list[FolderOut]))
+async def folder_list(
+    request: HttpRequest, response: HttpResponse, company_id: CompanyId, paging: Query[FolderListQuery]
+):
+    # The answer stays a list (API.md); the total of all pages is in X-Total-Count.
+    page = await finish_db(
+        FolderPageOut, selectors.folder_list, user=request.auth, company_id=company_id, **paging.dict()
+    )
+    response["X-Total-Count"] = str(page.total)
+    return page.items
+
+
+@folders_router.post("/{company_id}/folders", response=answers({201: FolderOut}))
+async def folder_create(request: HttpRequest, company_id: CompanyId, body: FolderCreate):
+    folder = await finish_db(FolderOut, services.folder_create, user=request.auth, company_id=company_id, **body.dict())
+    return Status(201, folder)

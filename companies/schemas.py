@@ -6,7 +6,8 @@ from typing import Annotated, Any, Literal
 from ninja import Schema
 from pydantic import AfterValidator, EmailStr, Field
 
-from arv.web.schemas import MAX_INT, Count, InputSchema, JsonObject, ObjectId, OutputSchema, postgres_storable, text
+from arv.db.storable import MAX_INT, postgres_storable
+from arv.web.schemas import Count, InputSchema, JsonObject, ObjectId, OutputSchema, text
 from storage.fields import nfkc
 from storage.schemas import Name, StoragePath
 

@@ -11,8 +11,9 @@ from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
+from arv.auth.permissions import require_session
 from arv.db.queries import CompiledQuery, page_of, plan_for_each_search
-from companies.access import companies_visible_to
+from companies.access import companies_visible_to, sees_every_company
 from companies.models import Company
 from storage.models import StorageFolder
 
@@ -86,8 +87,9 @@ def company_list(
     if search:
         plan_for_each_search()
     offset = (page - 1) * page_size
-    query = _page_query(staff=user.is_staff, searching=bool(search), is_active=is_active)
-    values = {"start": offset, "size": page_size, "user_id": None if user.is_staff else user.pk, "term": search}
+    every = sees_every_company(user)
+    query = _page_query(staff=every, searching=bool(search), is_active=is_active)
+    values = {"start": offset, "size": page_size, "user_id": None if every else user.pk, "term": search}
     items = query.run(**{name: values[name] for name in query.parameters})
     if len(items) < page_size and (items or offset == 0):
         total = offset + len(items)  # the last page: the rows before it and on it are all there are
@@ -106,10 +108,25 @@ _company_for_member = CompiledQuery(_visible_company, company_id=int, user_id=in
 
 
 def company_get(*, user: AbstractBaseUser, company_id: int) -> Company:
-    if user.is_staff:
+    if sees_every_company(user):
         found = _company_for_staff.run(company_id=company_id)
     else:
         found = _company_for_member.run(company_id=company_id, user_id=user.pk)
     if not found:
         raise Http404("No such company.")
     return found[0]
+
+
+@dataclass
+class FolderPage:
+    items: list[StorageFolder]
+    total: int
+
+
+def folder_list(*, user: AbstractBaseUser, company_id: int, page: int = 1, page_size: int = 100) -> FolderPage:
+    """One page of a company's folders, by path, and how many it has in all."""
+    company = company_get(user=user, company_id=company_id)
+    require_session(user, "view", StorageFolder)
+    folders = company.folders.order_by("path", "id")
+    offset = (page - 1) * page_size
+    return FolderPage(items=list(folders[offset : offset + page_size]), total=folders.count())

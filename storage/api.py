@@ -1,9 +1,9 @@
-"""/api/storage/connections and /api/companies/{id}/folders."""
+"""/api/storage/connections."""
 
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
-from ninja import Path, Query, Router, Status
+from ninja import Path, Query, Router
 
 from arv.db.transaction import run_db, run_outside_db
 from arv.web.schemas import ObjectId, answers, created
@@ -17,17 +17,11 @@ from storage.schemas import (
     ConnectionStatsOut,
     ConnectionTestOut,
     ConnectionUpdate,
-    FolderCreate,
-    FolderListQuery,
-    FolderOut,
-    FolderPageOut,
 )
 
 connections_router = Router(tags=["storage connections"])
-folders_router = Router(tags=["folders"])
 
 ConnectionId = Path[ObjectId]
-CompanyId = Path[ObjectId]
 
 
 @connections_router.get("/connections", response=answers(list[ConnectionOut]))
@@ -84,21 +78,3 @@ async def connection_stats(request: HttpRequest, connection_id: ConnectionId):
     return await finish_db(
         ConnectionStatsOut, selectors.connection_stats, user=request.auth, connection_id=connection_id
     )
-
-
-@folders_router.get("/{company_id}/folders", response=answers(list[FolderOut]))
-async def folder_list(
-    request: HttpRequest, response: HttpResponse, company_id: CompanyId, paging: Query[FolderListQuery]
-):
-    # The answer stays a list (API.md); the total of all pages is in X-Total-Count.
-    page = await finish_db(
-        FolderPageOut, selectors.folder_list, user=request.auth, company_id=company_id, **paging.dict()
-    )
-    response["X-Total-Count"] = str(page.total)
-    return page.items
-
-
-@folders_router.post("/{company_id}/folders", response=answers({201: FolderOut}))
-async def folder_create(request: HttpRequest, company_id: CompanyId, body: FolderCreate):
-    folder = await finish_db(FolderOut, services.folder_create, user=request.auth, company_id=company_id, **body.dict())
-    return Status(201, folder)

@@ -10,7 +10,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from arv.web.schemas import postgres_storable
+from arv.db.storable import postgres_storable
 from storage import credentials
 from storage.paths import canonical_path
 

@@ -8,8 +8,8 @@ from django.db.models.functions import Lower
 from storage import credentials as credentials_at_rest
 from storage.fields import CanonicalPathField, EncryptedJSONField, NameField, storable_json_object
 from storage.paths import canonical_path, canonical_path_q, no_control_characters_q, reject_control_characters
-from storage.providers.local_disk import outside_roots
 from storage.providers.minio import endpoint_refusal as minio_endpoint_refusal
+from storage.roots import outside_roots
 
 
 class Provider(models.TextChoices):

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, QuerySet, Sum
 from django.http import Http404
 
+from arv.auth.permissions import require
 from arv.db.queries import one_or_none
-from companies.access import require_staff
-from companies.selectors import company_get
 from storage.models import StorageConnection, StorageFolder
 
 
@@ -19,7 +16,7 @@ def _connections() -> QuerySet[StorageConnection]:
 
 
 def connection_list(*, user: AbstractBaseUser, is_active: bool | None = None) -> list[StorageConnection]:
-    require_staff(user)
+    require(user, "view", StorageConnection)
     connections = _connections()
     if is_active is not None:
         connections = connections.filter(is_active=is_active)
@@ -27,7 +24,7 @@ def connection_list(*, user: AbstractBaseUser, is_active: bool | None = None) ->
 
 
 def connection_get(*, user: AbstractBaseUser, connection_id: int) -> StorageConnection:
-    require_staff(user)
+    require(user, "view", StorageConnection)
     connection = one_or_none(_connections().filter(pk=connection_id))
     if connection is None:
         raise Http404("No such storage connection.")
@@ -45,17 +42,3 @@ def connection_stats(*, user: AbstractBaseUser, connection_id: int) -> dict[str,
         "files_count": totals["files_count"] or 0,
         "total_size_bytes": totals["total_size_bytes"] or 0,
     }
-
-
-@dataclass
-class FolderPage:
-    items: list[StorageFolder]
-    total: int
-
-
-def folder_list(*, user: AbstractBaseUser, company_id: int, page: int = 1, page_size: int = 100) -> FolderPage:
-    """One page of a company's folders, by path, and how many it has in all."""
-    company = company_get(user=user, company_id=company_id)
-    folders = company.folders.order_by("path", "id")
-    offset = (page - 1) * page_size
-    return FolderPage(items=list(folders[offset : offset + page_size]), total=folders.count())

@@ -1,4 +1,9 @@
-"""Writes to storage connections and folders, inside the request's transaction."""
+"""Writes to storage connections.
+
+Each service owns its transaction: inside a request it joins the request's unit of work
+(arv.db.transaction; savepoint=False, a savepoint would only add round trips), elsewhere
+(`manage.py shell`, a command) it is one transaction of its own. Each validates the model as
+the admin does (arv.db.validation): an invalid value raises ValidationError and writes nothing."""
 
 from __future__ import annotations
 
@@ -7,22 +12,22 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
 from django.utils import timezone
 
+from arv.auth.permissions import require
+from arv.db.validation import full_clean
 from arv.web.errors import Conflict, InvalidInput
-from companies.access import require_staff
-from companies.models import Company
-from companies.selectors import company_get
 from storage.credentials import UnreadableCredentials
-from storage.models import Provider, StorageConnection, StorageFolder, TestStatus, connection_base_path
+from storage.models import Provider, StorageConnection, TestStatus, connection_base_path
 from storage.providers import Outcome, check_connection
-from storage.providers.local_disk import outside_roots
 from storage.providers.minio import endpoint_refusal as minio_endpoint_refusal
+from storage.roots import outside_roots
 from storage.selectors import connection_get
 
 
 def connection_clear_other_defaults(connection_id: int | None) -> None:
-    # Same transaction as the save that follows: never two defaults, never none in between.
+    # Same transaction as the save that follows (the caller's): never two defaults, never none in between.
     StorageConnection.objects.filter(is_default=True).exclude(pk=connection_id).update(is_default=False)
 
 
@@ -47,17 +52,22 @@ def _check_endpoint(provider: str, credentials: dict[str, Any] | None) -> None:
         raise InvalidInput("credentials", problem)
 
 
+@transaction.atomic(savepoint=False)
 def connection_create(*, user: AbstractBaseUser, **fields: Any) -> StorageConnection:
-    require_staff(user)
+    require(user, "add", StorageConnection)
     fields["base_path"] = _checked_base_path(fields["provider"], fields.get("base_path"))
     _check_endpoint(fields["provider"], fields.get("credentials"))
-    if fields.get("is_default"):
+    connection = StorageConnection(**fields)
+    full_clean(connection)
+    if connection.is_default:
         connection_clear_other_defaults(None)
-    connection = StorageConnection.objects.create(**fields)
+    connection.save(force_insert=True)
     return connection_get(user=user, connection_id=connection.pk)
 
 
+@transaction.atomic(savepoint=False)
 def connection_update(*, user: AbstractBaseUser, connection_id: int, **fields: Any) -> StorageConnection:
+    require(user, "change", StorageConnection)
     connection = connection_get(user=user, connection_id=connection_id)
     for field, value in fields.items():
         setattr(connection, field, value)
@@ -67,13 +77,19 @@ def connection_update(*, user: AbstractBaseUser, connection_id: int, **fields: A
     base_path = _checked_base_path(connection.provider, connection.base_path, confine=moves)
     if moves:
         connection.base_path = fields["base_path"] = base_path
+    # base_path is _checked_base_path's (the model's clean() rule, which the admin applies),
+    # except that a local_disk path is confined to the roots only when it moves: a connection
+    # left outside roots that changed since can still be renamed or deactivated.
+    full_clean(connection, fields=fields, exclude=["base_path"], model_clean=False)
     if fields.get("is_default"):
         connection_clear_other_defaults(connection.pk)
     connection.save(update_fields=[*fields, "updated_at"])
     return connection_get(user=user, connection_id=connection_id)
 
 
+@transaction.atomic(savepoint=False)
 def connection_delete(*, user: AbstractBaseUser, connection_id: int) -> None:
+    require(user, "delete", StorageConnection)
     connection = connection_get(user=user, connection_id=connection_id)
     if connection.companies_count:
         raise Conflict("Companies still use this storage connection.")
@@ -106,6 +122,7 @@ def check_target(connection: StorageConnection) -> CheckTarget:
 
 
 def connection_check_target(*, user: AbstractBaseUser, connection_id: int) -> CheckTarget:
+    require(user, "change", StorageConnection)  # a check writes a probe and stores its outcome
     return check_target(connection_get(user=user, connection_id=connection_id))
 
 
@@ -114,21 +131,13 @@ def check_targets(targets: list[CheckTarget]) -> list[Outcome]:
     return [check_connection(target.provider, target.base_path, target.credentials) for target in targets]
 
 
+@transaction.atomic(savepoint=False)
 def connection_record_test(*, user: AbstractBaseUser, connection_id: int, outcome: Outcome) -> ConnectionTestResult:
-    """Store a check's outcome on the connection, success or not."""
+    """Store a check's outcome on the connection, success or not (no client input: nothing to validate)."""
+    require(user, "change", StorageConnection)
     connection = connection_get(user=user, connection_id=connection_id)
     connection.last_tested_at = timezone.now()
     connection.test_status = TestStatus.SUCCESS if outcome.ok else TestStatus.ERROR
     connection.test_error = None if outcome.ok else outcome.message
     connection.save(update_fields=["last_tested_at", "test_status", "test_error", "updated_at"])
     return ConnectionTestResult(connection.test_status, outcome.message, connection.last_tested_at, outcome.writable)
-
-
-def folder_create(*, user: AbstractBaseUser, company_id: int, **fields: Any) -> StorageFolder:
-    """A new folder, within the company's projects_limit (409 beyond it). The company's row is
-    locked first, so concurrent creates count one after the other and cannot pass the limit."""
-    company = company_get(user=user, company_id=company_id)
-    limit = Company.objects.select_for_update().filter(pk=company.pk).values_list("projects_limit", flat=True).get()
-    if StorageFolder.objects.filter(company=company).count() >= limit:
-        raise Conflict(f"The company has reached its limit of {limit} folders (projects_limit).")
-    return StorageFolder.objects.create(company=company, **fields)

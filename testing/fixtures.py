@@ -39,15 +39,6 @@ def live_url(django_db_setup, django_db_blocker, collected_static) -> Iterator[s
         yield url
 
 
-@pytest.fixture(autouse=True)
-def _forget_failed_logins() -> None:
-    """The in-process server's login slow-down counts (arv.auth.slowdown) start empty in each
-    test, as its database does."""
-    from arv.auth.slowdown import failed_logins
-
-    failed_logins.clear()
-
-
 @pytest.fixture
 def client_for(live_url: str, transactional_db) -> Iterator[Callable[..., httpx.Client]]:
     """client_for(user) -> an httpx client authenticated with a fresh bearer token (None: anonymous)."""

@@ -63,7 +63,8 @@ def uvicorn_in_thread() -> Iterator[str]:
 
 
 class UvicornProcess:
-    """`uvicorn arv.asgi:application` as an operator runs it, with its own environment."""
+    """`uvicorn arv.asgi:application` as an operator runs it, with its own environment: the
+    product's settings (arv.settings) unless env names testing.settings for the test views."""
 
     def __init__(
         self, env: dict[str, str], workers: int = 1, log_path: Path | None = None, args: Sequence[str] = ()
@@ -91,7 +92,7 @@ class UvicornProcess:
                 *args,
             ],
             cwd=PROJECT_DIR,
-            env={**os.environ, **env},
+            env={**os.environ, "DJANGO_SETTINGS_MODULE": "arv.settings", **env},
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: stop() reaches --workers children too

@@ -1,4 +1,4 @@
-"""ARV's URLs plus test-only views (testing.views): ARV_ROOT_URLCONF=testing.urls."""
+"""ARV's URLs plus test-only views (testing.views): ROOT_URLCONF of testing.settings only."""
 
 from django.urls import path
 

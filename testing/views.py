@@ -1,6 +1,6 @@
 """Views written the way a contributor would write them, for the pipeline's tests only.
 
-Served when ARV_ROOT_URLCONF=testing.urls; never part of the product's URLs.
+Served under testing.settings (ROOT_URLCONF = testing.urls); never part of the product's URLs.
 """
 
 from __future__ import annotations

@@ -5,8 +5,3 @@ class ApiAuthConfig(AppConfig):
     name = "arv.auth"
     label = "arv_auth"
     verbose_name = "API access"
-
-    def ready(self) -> None:
-        from arv.auth import slowdown
-
-        slowdown.connect()

@@ -2,102 +2,86 @@
 
 After n recent failures for a username, or from an address (whichever has more), the next
 login form POST for it waits ARV_LOGIN_SLOWDOWN_SECONDS x 2**(n-1), at most
-MAX_DELAY_SECONDS, on the event loop before it gets a database worker (Pipeline.http): a
-guesser is slowed down, and no worker or connection is held while it waits. The counts are
-this server process's own (the lockout, django-axes', is in the database, so every
-process's); a failure is forgotten after the cool-off (ARV_LOGIN_COOLOFF_SECONDS), and a
-successful login clears its username's and address's counts.
+MAX_DELAY_SECONDS, on the event loop (Pipeline.http): a guesser is slowed down, and no
+worker or connection is held while it waits. The counts are django-axes' own records
+(AccessAttempt, in the database: every server process sees the same), read in a short trip
+to a database worker of their own before the wait: what resets the lockout (a successful
+login, `manage.py axes_reset`, the cool-off) resets the slow-down too.
+
+A login form that cannot be read (too many fields, a broken multipart body) is answered 400
+here, as Django answers it anywhere else, rather than failing on the event loop.
 """
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import OrderedDict, deque
-from typing import Any
+import asyncio
+import functools
 
+from axes.models import AccessAttempt
 from django.conf import settings
-from django.contrib.auth.signals import user_logged_in, user_login_failed
-from django.http import HttpRequest
+from django.core.exceptions import BadRequest, SuspiciousOperation
+from django.core.handlers.exception import response_for_exception
+from django.db.models import Q, Sum
+from django.http import HttpRequest, HttpResponse
+from django.http.multipartparser import MultiPartParserError
 from django.urls import Resolver404, resolve
+from django.utils import timezone
+
+from arv.db.errors import DATABASE_ERRORS
+from arv.db.transaction import UnitOfWork
+from arv.db.workers import get_pool
 
 MAX_DELAY_SECONDS = 8.0
-MAX_KEYS = 10_000  # usernames and addresses remembered per process; the oldest are forgotten first
 
 LOGIN_VIEW = "admin:login"
 
-
-class FailedLogins:
-    def __init__(self) -> None:
-        self._lock = threading.Lock()  # failures are recorded on the database workers
-        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
-
-    def delay_for(self, username: str, address: str) -> float:
-        base = settings.LOGIN_SLOWDOWN_SECONDS
-        failures = max(self._recent(f"user:{username}"), self._recent(f"addr:{address}"))
-        return min(base * 2 ** (failures - 1), MAX_DELAY_SECONDS) if failures and base else 0.0
-
-    def failed(self, username: str, address: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            for key in (f"user:{username}", f"addr:{address}"):
-                self._failures.setdefault(key, deque()).append(now)
-                self._failures.move_to_end(key)
-            while len(self._failures) > MAX_KEYS:
-                self._failures.popitem(last=False)
-
-    def succeeded(self, username: str, address: str) -> None:
-        with self._lock:
-            self._failures.pop(f"user:{username}", None)
-            self._failures.pop(f"addr:{address}", None)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._failures.clear()
-
-    def _recent(self, key: str) -> int:
-        forget_before = time.monotonic() - settings.AXES_COOLOFF_TIME.total_seconds()
-        with self._lock:
-            times = self._failures.get(key)
-            if times is None:
-                return 0
-            while times and times[0] < forget_before:
-                times.popleft()
-            if not times:
-                del self._failures[key]
-            return len(times)
+# What Django raises for a form it cannot read; its handler answers each with a 400.
+UNREADABLE_FORM = (SuspiciousOperation, MultiPartParserError, BadRequest)
 
 
-failed_logins = FailedLogins()
-
-
-def login_delay(request: HttpRequest) -> float:
-    """How long this request waits before it is served: a login form POST after failures."""
-    if request.method != "POST":
-        return 0.0
+async def before_login(request: HttpRequest) -> HttpResponse | None:
+    """For a login form POST: wait as long as its failures ask, or answer 400 if it cannot be
+    read. None: serve the request as usual."""
+    if request.method != "POST" or not _is_login(request):
+        return None
     try:
-        if resolve(request.path_info).view_name != LOGIN_VIEW:
-            return 0.0
+        request.body  # noqa: B018 -- read first, so that the view can still read the body after POST
+        username = request.POST.get(settings.AXES_USERNAME_FORM_FIELD, "")
+    except UNREADABLE_FORM as exc:
+        return response_for_exception(request, exc)
+    if delay := delay_after(await _recent_failures(username, request.META.get("REMOTE_ADDR", ""))):
+        await asyncio.sleep(delay)
+    return None
+
+
+def delay_after(failures: int) -> float:
+    base = settings.LOGIN_SLOWDOWN_SECONDS
+    return min(base * 2 ** (failures - 1), MAX_DELAY_SECONDS) if failures and base else 0.0
+
+
+def recent_failures(username: str, address: str) -> int:
+    """Failures within the cool-off for `username` (from any address) or from `address` (for
+    any username), whichever has more."""
+    by_username, by_address = Q(username=username), Q(ip_address=address or None)
+    totals = AccessAttempt.objects.filter(
+        by_username | by_address, attempt_time__gte=timezone.now() - settings.AXES_COOLOFF_TIME
+    ).aggregate(
+        username=Sum("failures_since_start", filter=by_username),
+        address=Sum("failures_since_start", filter=by_address),
+    )
+    return max(totals["username"] or 0, totals["address"] or 0)
+
+
+async def _recent_failures(username: str, address: str) -> int:
+    unit = UnitOfWork(get_pool())
+    try:
+        return await unit.run(functools.partial(recent_failures, username, address), last=True)
+    except DATABASE_ERRORS:
+        return 0  # the database is unavailable: the request's own unit of work answers that (503)
+
+
+def _is_login(request: HttpRequest) -> bool:
+    try:
+        return resolve(request.path_info).view_name == LOGIN_VIEW
     except Resolver404:
-        return 0.0
-    request.body  # noqa: B018 -- read first, so that the view can still read the body after POST
-    return failed_logins.delay_for(request.POST.get("username", ""), _address(request))
-
-
-def _address(request: HttpRequest | None) -> str:
-    return request.META.get("REMOTE_ADDR", "") if request is not None else ""
-
-
-def _record_failure(
-    sender: Any, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any
-) -> None:
-    failed_logins.failed(str(credentials.get("username", "")), _address(request))
-
-
-def _record_success(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
-    failed_logins.succeeded(user.get_username(), _address(request))
-
-
-def connect() -> None:
-    user_login_failed.connect(_record_failure, dispatch_uid="arv.auth.slowdown.failed")
-    user_logged_in.connect(_record_success, dispatch_uid="arv.auth.slowdown.succeeded")
+        return False

@@ -13,11 +13,13 @@ import secrets
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from arv.auth.models import ApiToken
 from arv.db.queries import CompiledQuery
+from arv.db.validation import full_clean
 
 PREFIX = "arv"
 
@@ -26,11 +28,15 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+@transaction.atomic(savepoint=False)  # joins the caller's transaction (a request's, a command's)
 def token_issue(*, user: AbstractBaseUser, name: str = "") -> tuple[ApiToken, str]:
-    """Create a token for user; returns the row and the only copy of the token itself."""
+    """Create a token for user; returns the row and the only copy of the token itself.
+    ValidationError (nothing written) for a name the model refuses (too long)."""
     key_id = secrets.token_hex(8)
     secret = secrets.token_urlsafe(32)
-    token = ApiToken.objects.create(key_id=key_id, secret_hash=_hash(secret), user=user, name=name)
+    token = ApiToken(key_id=key_id, secret_hash=_hash(secret), user=user, name=name)
+    full_clean(token, exclude=["user"])  # the caller holds the user
+    token.save(force_insert=True)
     return token, f"{PREFIX}_{key_id}_{secret}"
 
 
@@ -58,6 +64,7 @@ def _token_owner_query(key_id: str) -> QuerySet[AbstractBaseUser]:
 _token_owner = CompiledQuery(_token_owner_query, key_id=str)
 
 
+@transaction.atomic(savepoint=False)
 def token_revoke(*, token: ApiToken) -> None:
     if token.revoked_at is None:
         token.revoked_at = timezone.now()

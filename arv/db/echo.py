@@ -1,4 +1,4 @@
-"""DB_ECHO's SQL log (logger "django.db.backends"), with storage credentials kept out of it."""
+"""DB_ECHO's SQL log (logger "django.db.backends"), with storage credentials and session data kept out of it."""
 
 from __future__ import annotations
 
@@ -9,6 +9,10 @@ from django.db.backends.signals import connection_created
 
 REDACTED = "<redacted>"
 
+# Columns whose values never reach the log: storage credentials, and django_session's data
+# (signed, not encrypted: a login, a CSRF secret).
+SECRET_COLUMNS = ("credentials", "session_data")
+
 # SQL string literals as psycopg writes them into a logged statement: E'...' (backslash
 # escapes) or '...' (quotes doubled).
 _LITERAL = re.compile(r"\bE'(?:[^'\\]|''|\\.)*'|'(?:[^']|'')*'")
@@ -16,11 +20,11 @@ _LITERAL = re.compile(r"\bE'(?:[^'\\]|''|\\.)*'|'(?:[^']|'')*'")
 
 class RedactCredentials(logging.Filter):
     """Django logs each statement with its values inlined and its params: for any statement
-    that mentions a credentials column (or whose text is unknown), both are redacted."""
+    that mentions a secret column (or whose text is unknown), both are redacted."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         sql = getattr(record, "sql", "")
-        if not hasattr(record, "params") or (sql is not None and "credentials" not in sql):
+        if not hasattr(record, "params") or (sql is not None and not any(column in sql for column in SECRET_COLUMNS)):
             return True
         sql = _LITERAL.sub(f"'{REDACTED}'", sql or "")
         record.sql, record.params = sql, REDACTED
@@ -36,7 +40,7 @@ def log_every_statement(sender, connection, **kwargs) -> None:
 
 
 def install(*, echo: bool) -> None:
-    # Storage credentials never reach the SQL log (DB_ECHO, or DEBUG with SQL logging on).
+    # Storage credentials and session data never reach the SQL log (DB_ECHO, or DEBUG with SQL logging on).
     logging.getLogger("django.db.backends").addFilter(RedactCredentials())
     if echo:
         connection_created.connect(log_every_statement, dispatch_uid="arv.db.echo")

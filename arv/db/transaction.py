@@ -53,7 +53,7 @@ from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
 from arv.db.errors import DATABASE_ERRORS
 from arv.db.failover import note_connection_state, replace_if_lost
-from arv.db.workers import DatabaseWorker, DatabaseWorkerPool, worker_state
+from arv.db.workers import DatabaseWorker, DatabaseWorkerPool, give_back_turn, worker_state
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -86,15 +86,27 @@ class UnitOfWork:
         self.connection_lost = False
         self.database_seconds = 0.0
         self._client_left = client_left
+        # Work the next trip runs first (before_next_trip).
+        self._before_next_trip: list[Callable[[], Any]] = []
         self._leasing = asyncio.Lock()
         self.executor = _UnitExecutor(self)
 
     # -- what views and the pipeline call --------------------------------------------------
 
+    def before_next_trip(self, fn: Callable[[], Any]) -> None:
+        """fn() first in the unit's next trip, in its transaction, before the trip's own work:
+        work a request needs before its view's that should not cost a trip of its own (a
+        bearer token's lookup, arv.auth.callers). If fn raises, the trip's own work does not
+        run and the error is the trip's."""
+        self._before_next_trip.append(fn)
+
     async def run(self, fn: Callable[[], T], *, last: bool = False) -> T:
         """fn() on the leased worker, in the transaction; last=True also ends the transaction."""
         if self.finished:
             raise RuntimeError("this request's database work is already committed (run_db_last ran)")
+        if self._before_next_trip:
+            fn = _preceded(self._before_next_trip, fn)
+            self._before_next_trip = []
         if self.worker is None:
             async with self._leasing:
                 if self.worker is None:
@@ -146,6 +158,8 @@ class UnitOfWork:
         if self.finished:
             raise RuntimeError("this request's database work is already committed (run_db_last ran)")
         self.outside_database()
+        if self._before_next_trip:  # what must come first (a token's lookup) does, before acting
+            await self.run(_nothing)
         if self.worker is not None:
             await self.finish(commit=True)
         self.finished = False
@@ -274,6 +288,15 @@ def outside_database() -> None:
         unit.outside_database()
 
 
+def _preceded(first: list[Callable[[], Any]], fn: Callable[[], T]) -> Callable[[], T]:
+    def run_all() -> T:
+        for call in first:
+            call()
+        return fn()
+
+    return run_all
+
+
 def _bind(fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Callable[[], T]:
     return functools.partial(fn, *args, **kwargs) if args or kwargs else fn
 
@@ -351,6 +374,8 @@ def _end(commit: bool) -> None:
         if atomic is not None:
             if not commit:
                 transaction.set_rollback(True)
+            else:
+                give_back_turn()  # COMMIT waits on the disk, not for the GIL (arv.db.workers)
             atomic.__exit__(None, None, None)
     finally:
         for conn in connections.all(initialized_only=True):

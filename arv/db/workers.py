@@ -24,6 +24,12 @@ and 1.0 ms of system CPU per request; 2 at once ~510 requests/s and 0.4 ms. A
 job that waited ACTIVE_WAIT_SECONDS runs anyway, so a job that holds its turn
 while it waits for a row lock cannot stall the commit that would release it.
 
+A turn is for using the GIL, not for waiting on the database: a job gives its turn
+back (give_back_turn()) before a COMMIT, which waits for PostgreSQL to flush the WAL
+to disk with the GIL released, and finishes without one. Holding turns through
+commits serialised them DB_RUNNING_JOBS at a time (no group commit): creates ran
+slower than on a 30-thread gthread server although each cost less CPU.
+
 All pool bookkeeping happens under one lock; results travel back to the
 event loop with call_soon_threadsafe, so any number of event loops may share
 the pool (tests create several). The pool counts what it does (status(): timeouts,
@@ -100,12 +106,24 @@ def close_thread_connections() -> None:
         conn.close()
 
 
+def give_back_turn() -> None:
+    """On a worker thread, inside its job: what is left of the job waits on the database (a
+    COMMIT's flush to disk), not for the GIL, so its turn goes to the next waiting job now.
+    The worker stays leased; the job finishes without a turn. Elsewhere: does nothing."""
+    worker = getattr(worker_state, "worker", None)
+    if worker is not None and worker.holds_turn:
+        worker.holds_turn = False
+        worker.pool._turn_done()
+
+
 class DatabaseWorker:
     """One thread, one set of Django connections, one job at a time."""
 
     def __init__(self, pool: DatabaseWorkerPool, number: int, overflow: bool) -> None:
         self.pool = pool
         self.overflow = overflow
+        # Whether the running job still counts as one of the pool's running jobs (its turn).
+        self.holds_turn = False
         self.jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.idle_since = time.monotonic()
         # host:port of the writable server its connection reaches, as last seen (arv.db.failover).
@@ -132,11 +150,12 @@ class DatabaseWorker:
                 if job is _STOP:
                     return
                 context, fn, args, future = job
+                self.holds_turn = True  # every job given to a worker was counted as running
                 try:
                     result, exc = context.run(fn, *args), None
                 except BaseException as error:  # noqa: BLE001 - handed to the awaiting request
                     result, exc = None, error
-                self.pool._job_done()
+                give_back_turn()  # unless the job gave it back already
                 _deliver(future, result, exc)
         finally:
             close_thread_connections()
@@ -211,8 +230,9 @@ class DatabaseWorkerPool:
             self._turns.append((time.monotonic(), worker, job))
         loop.call_later(self.active_wait, self._run_overdue)
 
-    def _job_done(self) -> None:
-        # On the worker thread that finished: hand its turn to the oldest waiting job.
+    def _turn_done(self) -> None:
+        # On the worker thread whose job finished or gave its turn back: hand the turn to the
+        # oldest waiting job.
         with self._lock:
             self._running -= 1
             if self._turns and self._running < self.config.running_jobs:

@@ -9,7 +9,10 @@ Who owns the directory:
   and be emptied between server starts (e.g. systemd's RuntimeDirectory=).
 - Otherwise the server: each process of one server start (the uvicorn supervisor's
   pid and its start time name it) uses <tmp>/arv-metrics/<pid>-<start>/, made on
-  first use; the directories of servers no longer running are removed then.
+  first use; the directories of servers no longer running are removed then. The shared
+  temporary directory is anyone's: <tmp>/arv-metrics is made private (0700), and one
+  that is already there must be a directory of this user that no one else may write to
+  (else the server refuses to start: another user could plant or read series there).
 
 A process that stops marks itself dead (its pool gauges go); one that was killed is
 marked dead by the next scrape. Counters and histograms of gone processes stay, so
@@ -25,6 +28,7 @@ import multiprocessing
 import os
 import re
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 
@@ -44,11 +48,37 @@ def use_server_dir() -> Path:
     if os.environ.get(ENV):
         path = Path(os.environ[ENV])
     else:
+        private_servers_dir()
         remove_stopped_servers_dirs()
         path = SERVERS_DIR / server_start_name()
         os.environ[ENV] = str(path)
-    path.mkdir(parents=True, exist_ok=True)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
     return path
+
+
+class UnsafeMetricsDirectory(RuntimeError):
+    """The default metrics directory is there already, and not this user's alone."""
+
+
+def private_servers_dir() -> None:
+    """<tmp>/arv-metrics, made 0700 if missing; refused if someone else could write to it."""
+    try:
+        SERVERS_DIR.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    found = SERVERS_DIR.lstat()
+    problem = None
+    if not stat.S_ISDIR(found.st_mode):
+        problem = "is not a directory (a symbolic link?)"
+    elif found.st_uid != os.geteuid():
+        problem = f"belongs to another user (uid {found.st_uid})"
+    elif found.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        problem = f"may be written to by others (mode {stat.S_IMODE(found.st_mode):o})"
+    if problem is not None:
+        raise UnsafeMetricsDirectory(
+            f"The metrics directory {SERVERS_DIR} {problem}. Remove it, or set {ENV} to a directory of this "
+            "server's own."
+        )
 
 
 def leave_servers_dir() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 import time
@@ -145,7 +146,7 @@ def test_a_killed_process_pool_gauges_go_at_the_next_scrape(start_server, tmp_pa
 def test_a_pool_timeout_is_counted_with_its_503(start_server):
     server = start_server(
         ARV_METRICS_TOKEN=METRICS_TOKEN,
-        ARV_ROOT_URLCONF="testing.urls",
+        DJANGO_SETTINGS_MODULE="testing.settings",
         DB_POOL_SIZE="1",
         DB_MAX_OVERFLOW="0",
         DB_POOL_TIMEOUT="0.5",
@@ -221,3 +222,47 @@ def test_a_connection_that_fails_its_health_check_is_counted_as_a_reconnect(star
     metrics = scrape(server.url)
     assert value(metrics["arv_db_reconnects"], "arv_db_reconnects_total") == 1
     assert value(metrics["arv_db_connections_opened"], "arv_db_connections_opened_total") >= 2
+
+
+def test_the_default_metrics_directory_is_private(start_server, tmp_path):
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    start_server(TMPDIR=str(temporary), ARV_METRICS_TOKEN=METRICS_TOKEN)
+    servers_dir = temporary / "arv-metrics"
+    assert stat.S_IMODE(servers_dir.stat().st_mode) == 0o700
+    (server_dir,) = servers_dir.iterdir()
+    assert stat.S_IMODE(server_dir.stat().st_mode) == 0o700
+
+
+@pytest.mark.parametrize("unsafe", ["world-writable", "another user's", "a symbolic link"])
+def test_a_server_refuses_a_default_metrics_directory_others_control(tmp_path, collected_static, unsafe):
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    servers_dir = temporary / "arv-metrics"
+    if unsafe == "a symbolic link":
+        (tmp_path / "elsewhere").mkdir(mode=0o700)
+        servers_dir.symlink_to(tmp_path / "elsewhere")
+    else:
+        servers_dir.mkdir(mode=0o700)
+        if unsafe == "world-writable":
+            servers_dir.chmod(0o777)
+        elif os.geteuid() == 0:
+            os.chown(servers_dir, 65534, 65534)
+        else:
+            pytest.skip("only root can give a directory to another user")
+    started = subprocess.run(
+        [sys.executable, "-m", "uvicorn", "arv.asgi:application", "--host", "127.0.0.1", "--port", "0"],
+        cwd=PROJECT_DIR,
+        env={
+            **os.environ,
+            "TMPDIR": str(temporary),
+            "ARV_STATIC_ROOT": str(collected_static),
+            "ARV_METRICS_TOKEN": METRICS_TOKEN,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert started.returncode != 0
+    assert f"The metrics directory {servers_dir}" in started.stderr
+    assert not list((tmp_path / "elsewhere").iterdir()) if unsafe == "a symbolic link" else True

@@ -19,7 +19,7 @@ from testing.admin import ADMIN_PASSWORD, ADMIN_USERNAME, log_in, parse_page
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-ONE_WORKER = {"ARV_ROOT_URLCONF": "testing.urls", "DB_POOL_SIZE": "1", "DB_MAX_OVERFLOW": "0"}
+ONE_WORKER = {"DJANGO_SETTINGS_MODULE": "testing.settings", "DB_POOL_SIZE": "1", "DB_MAX_OVERFLOW": "0"}
 
 
 def names(prefix: str) -> list[str]:

@@ -527,7 +527,7 @@ def test_a_receiver_a_contributor_connects_to_the_request_signals_runs(start_ser
     """The server spares Django's own connection upkeep on the event loop (arv.pipeline.
     spare_django_request_upkeep); any other receiver of request_started/request_finished runs
     for every request, API and admin alike."""
-    server = start_server(ARV_ROOT_URLCONF="testing.urls")
+    server = start_server(DJANGO_SETTINGS_MODULE="testing.settings")
     url = f"{server.url}/api/test/request-signals"
     before = httpx.get(url, timeout=30).json()  # the first request imports the receivers
     httpx.get(f"{server.url}/admin/login/", timeout=30)

@@ -2,7 +2,7 @@
 failure under the same connection management, seen from a real uvicorn and PostgreSQL.
 
 The servers serve ARV's URLs plus test-only views written as a contributor would
-(testing.views, ARV_ROOT_URLCONF=testing.urls).
+(testing.views, DJANGO_SETTINGS_MODULE=testing.settings).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ pytestmark = [
     pytest.mark.skipif(connection.vendor != "postgresql", reason="measures PostgreSQL sessions"),
 ]
 
-TEST_VIEWS = {"ARV_ROOT_URLCONF": "testing.urls"}
+TEST_VIEWS = {"DJANGO_SETTINGS_MODULE": "testing.settings"}
 ONE_WORKER = {**TEST_VIEWS, "DB_POOL_SIZE": "1", "DB_MAX_OVERFLOW": "0"}
 # Through PgBouncer (the CI's second pass) PostgreSQL's sessions are PgBouncer's, not ARV's.
 watches_sessions = pytest.mark.skipif(settings.DATABASE_POOL.pgbouncer, reason="counts PostgreSQL's own sessions")

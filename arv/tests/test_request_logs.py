@@ -84,3 +84,35 @@ def test_work_outside_the_database_logs_with_the_request_id():
         return await in_own_thread(request_id.get)
 
     assert asyncio.run(request()) == "outside-7"
+
+
+@pytest.mark.slow
+@postgres_only
+def test_a_path_cannot_forge_a_log_line(start_server):
+    forged = "2026-12-04 18:00:00,000 INFO arv.access [forged] 10.0.0.1 GET /admin/ 200"
+    server = start_server(ARV_ACCESS_LOG="true")
+    path = "/nothere%0a" + forged.replace(" ", "%20") + "%00%1b[31m"
+    response = httpx.get(server.url + path)
+    assert response.status_code == 404
+    server.stop()
+    output = server.output()
+
+    assert "\x00" not in output and "\x1b" not in output
+    assert not any(line.startswith("2026-12-04 18:00:00,000") for line in output.splitlines())
+    access_lines = [
+        line for line in output.splitlines() if re.match(r"\S+ \S+ INFO arv\.access \[[0-9a-f]{32}\]", line)
+    ]
+    (access,) = [line for line in access_lines if "nothere" in line]
+    assert "nothere\\x0a2026-12-04 18:00:00,000 INFO arv.access [forged]" in access
+    assert "\\x00\\x1b[31m 404 " in access
+
+
+@pytest.mark.slow
+@postgres_only
+def test_uvicorns_no_access_log_is_honoured(start_server):
+    server = start_server()  # started with --no-access-log (testing.servers)
+    assert httpx.get(f"{server.url}/api/health?secret=in-the-query").status_code == 200
+    server.stop()
+    output = server.output()
+    assert "Application startup complete" in output  # uvicorn's own log is there ...
+    assert "uvicorn.access" not in output and "in-the-query" not in output  # ... its access log is not

@@ -2,13 +2,16 @@
 
 import asyncio
 import json
+from contextvars import ContextVar
 
 import pytest
 from django.db import connection as main_connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from pydantic import BaseModel, ConfigDict
 
-from arv.db.transaction import UnitOfWork, run_db
+from arv.auth.callers import BearerToken
+from arv.auth.tokens import token_issue
+from arv.db.transaction import UnitOfWork, current_unit, run_db
 from arv.db.workers import close_pool, get_pool, in_database_worker
 from arv.web.shaping import finish_db
 from companies.models import Company
@@ -78,6 +81,65 @@ def test_all_work_of_a_request_runs_on_one_worker_in_one_transaction():
     body = json.loads(_serve(view).content)
     assert body["first"] == body["second"]
     assert body["first"][:2] == [True, True]
+
+
+# A trip to the worker runs in a copy of the caller's context: what one trip sets here, a later
+# trip does not see. So a value seen by the trip's own work shows it ran in the same trip.
+_set_in_this_trip: ContextVar[str | None] = ContextVar("set_in_this_trip", default=None)
+
+
+def test_work_before_the_next_trip_runs_first_in_that_same_trip():
+    order = []
+
+    def first():
+        order.append("first")
+        _set_in_this_trip.set("by first")
+
+    def then():
+        order.append("then")
+        return _set_in_this_trip.get(), in_database_worker(), main_connection.in_atomic_block
+
+    async def view(request):
+        current_unit().before_next_trip(first)
+        leased = current_unit().worker is not None
+        seen, later = await run_db(then), await run_db(then)
+        return JsonResponse({"leased_before": leased, "seen": seen, "later": later, "order": order})
+
+    body = json.loads(_serve(view).content)
+    assert body["leased_before"] is False  # deferring costs no trip
+    assert body["order"] == ["first", "then", "then"]
+    assert body["seen"] == ["by first", True, True]  # the same trip, in the request's transaction
+    assert body["later"] == [None, True, True]  # a later trip is a trip of its own
+
+
+def test_work_before_the_next_trip_that_raises_stops_that_trip_and_its_writes():
+    def refuse():
+        raise PermissionError("not you")
+
+    async def view(request):
+        current_unit().before_next_trip(refuse)
+        try:
+            await finish_db(CompanyName, _created, "Never")
+        except PermissionError:
+            return JsonResponse({"detail": "no"}, status=401)
+        return JsonResponse({}, status=201)
+
+    assert _serve(view).status_code == 401
+    assert not Company.objects.filter(name="Never").exists()
+
+
+def test_a_bearer_tokens_lookup_joins_the_requests_first_trip(django_user_model):
+    user = django_user_model.objects.create_user("caller", is_staff=True)
+    token = token_issue(user=user)[1]
+
+    async def view(request):
+        caller = await BearerToken().authenticate(request, token)
+        leased = current_unit().worker is not None
+        name, staff = await run_db(lambda: (caller.username, caller.is_staff))
+        return JsonResponse({"leased_by_authenticate": leased, "caller": [name, staff]})
+
+    body = json.loads(_serve(view).content)
+    assert body == {"leased_by_authenticate": False, "caller": ["caller", True]}
 
 
 def test_run_db_outside_a_request_is_refused():

@@ -272,3 +272,20 @@ def test_a_multi_host_url_is_accepted_at_startup():
         }
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_no_production_setting_mounts_the_test_views():
+    """The test-only views (testing.urls: they write without authentication) are mounted by
+    testing.settings only; the product's settings take no URLconf from the environment."""
+    script = (
+        "import django; django.setup(); from django.conf import settings; from django.urls import get_resolver;"
+        "print(settings.ROOT_URLCONF, sorted({str(p.pattern) for p in get_resolver().url_patterns}))"
+    )
+    env = {"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "arv.settings", "ARV_ENV_FILE": os.devnull}
+    env |= {"DJANGO_DEBUG": "true", "ARV_ROOT_URLCONF": "testing.urls"}  # the variable that used to mount them
+    run = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_DIR, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("arv.urls ")
+    assert "test" not in run.stdout.removeprefix("arv.urls ")
+    # ... while the tests' own settings do mount them.
+    assert settings.ROOT_URLCONF == "testing.urls"

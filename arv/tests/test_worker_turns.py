@@ -97,3 +97,66 @@ def test_a_job_that_waited_too_long_runs_anyway(make_pool):
 
     took = asyncio.run(scenario())
     assert 0.15 < took < 5
+
+
+PROBE_LOCK = 2020  # the advisory lock a probe row's commit waits for
+
+
+@pytest.fixture
+def commit_waits_for_lock(django_db_blocker):
+    """A table whose rows' COMMIT waits for an advisory lock (a deferred constraint trigger
+    takes it at commit time), held by a connection of the test's own until it calls the
+    returned unlock(): a commit that waits on the database, as one waiting for its flush to
+    disk does."""
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        holder = connection.get_new_connection(connection.get_connection_params())
+    holder.autocommit = True
+    holder.execute(
+        "CREATE TABLE turn_probe (id int);"
+        "CREATE FUNCTION turn_probe_wait() RETURNS trigger LANGUAGE plpgsql AS"
+        f" $$ BEGIN PERFORM pg_advisory_xact_lock({PROBE_LOCK}); RETURN NULL; END $$;"
+        "CREATE CONSTRAINT TRIGGER turn_probe_wait AFTER INSERT ON turn_probe"
+        " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION turn_probe_wait()"
+    )
+    holder.execute("SELECT pg_advisory_lock(%s)", [PROBE_LOCK])
+    try:
+        yield lambda: holder.execute("SELECT pg_advisory_unlock_all()")
+    finally:
+        holder.execute("SELECT pg_advisory_unlock_all()")
+        holder.execute("DROP TABLE turn_probe; DROP FUNCTION turn_probe_wait()")
+        holder.close()
+
+
+def _insert_probe() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("INSERT INTO turn_probe VALUES (1)")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_commit_that_waits_on_the_database_holds_no_turn(make_pool, commit_waits_for_lock):
+    """DB_RUNNING_JOBS=1: while one unit's COMMIT waits on the database, another unit's job runs
+    (turns are for the GIL; commits are not serialised behind each other)."""
+    from arv.db.transaction import UnitOfWork
+
+    pool = make_pool(running_jobs=1)
+    pool.active_wait = 60.0  # no job runs out of turn for having waited (the fallback)
+    unlock, finished = commit_waits_for_lock, []
+
+    async def scenario() -> None:
+        committing = asyncio.ensure_future(UnitOfWork(pool).run(_insert_probe, last=True))
+        committing.add_done_callback(lambda _: finished.append("the waiting commit"))
+        await asyncio.sleep(0)  # it has the only turn now
+        assert pool.status().jobs_running == 1
+        other = asyncio.ensure_future(UnitOfWork(pool).run(lambda: finished.append("the other unit's job")))
+        # If the waiting commit held its turn, the other job could not run until unlocked.
+        await asyncio.wait({other}, timeout=10)
+        unlock()
+        await asyncio.gather(committing, other)
+
+    asyncio.run(scenario())
+    assert finished == ["the other unit's job", "the waiting commit"]
+    assert pool.status().jobs_running == 0 and pool.status().jobs_waiting_turn == 0

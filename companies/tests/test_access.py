@@ -2,6 +2,8 @@
 
 import pytest
 
+from companies.models import Company
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
@@ -35,6 +37,19 @@ def test_anonymous_requests_are_401(anonymous, own):
 def test_a_bad_token_is_401(client_for, own):
     for token in ["nonsense", "arv_0123456789abcdef_wrong", "arv_0123456789abcdef_"]:
         assert client_for(token=token).get(f"/api/companies/{own.id}").status_code == 401
+
+
+def test_a_bad_token_is_401_whatever_else_is_wrong_and_writes_nothing(client_for):
+    # The token's lookup joins the view's first trip: a request that fails before it (a body
+    # or path the view would refuse with 422) is still judged by its token first.
+    client = client_for(token="arv_0123456789abcdef_wrong")
+    assert client.post("/api/companies", json={}).status_code == 401
+    assert client.get("/api/companies/0").status_code == 401
+    response = client.post("/api/companies", json={"name": "Never Co"})
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert response.json() == {"detail": "Authentication credentials were missing or invalid."}
+    assert not Company.objects.filter(name="Never Co").exists()
 
 
 def test_health_needs_no_credentials(anonymous):
@@ -106,9 +121,12 @@ def test_a_revoked_token_is_401(client_for, staff_user):
 
 def test_session_login_works_and_unsafe_methods_need_csrf(live_url, staff_user, transactional_db):
     import httpx
+    from django.contrib.auth.models import Permission
 
     staff_user.set_password("pw-for-tests-123")
     staff_user.save()
+    # A session caller gets its Django permissions (companies.access): these two, here.
+    staff_user.user_permissions.set(Permission.objects.filter(codename__in=["view_company", "add_company"]))
     with httpx.Client(base_url=live_url, follow_redirects=True) as browser:
         login_page = browser.get("/admin/login/")
         csrf = browser.cookies["csrftoken"]

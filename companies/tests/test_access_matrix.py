@@ -1,7 +1,10 @@
 """Every endpoint of API.md x every kind of caller: the status is API.md's "Who may do what".
 
 Each cell runs against the same world: company A, company B, a member of each, a staff
-user, an unused local-disk connection. Bodies are valid, so only access decides; when
+user, an unused local-disk connection. Bearer tokens get staff's or a member's rules; the
+admin's session cookie (with its CSRF header) gets exactly its Django permissions: a
+superuser all, a view-only staff user reads only, a staff user with add+view on storage
+connections only those. Bodies are valid, so only access decides; when
 access says no (4xx), nothing in the database has changed.
 """
 
@@ -16,31 +19,40 @@ from companies.access import MEMBER_WRITABLE_FIELDS
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-ROLES = ["anonymous", "bad token", "member of A", "member of B", "staff"]
+ROLES = [
+    "anonymous",
+    "bad token",
+    "member of A",
+    "member of B",
+    "staff",
+    "superuser session",
+    "view-only session",
+    "connections add+view session",
+]
 BAD_TOKEN = "arv_0123456789abcdef_not-a-real-secret"
 
 # Expected status per role. {company} is company A, {connection} the storage connection.
 # fmt: off
 MATRIX = {
-    # endpoint                          method    path                                        anon  bad  A-mbr B-mbr staff
-    "list companies":                  ("GET",    "/api/companies",                            401, 401, 200, 200, 200),
-    "create company":                  ("POST",   "/api/companies",                            401, 401, 403, 403, 201),
-    "company detail":                  ("GET",    "/api/companies/{company}",                  401, 401, 200, 404, 200),
-    "patch company (member fields)":   ("PATCH",  "/api/companies/{company}",                  401, 401, 200, 404, 200),
-    "patch company (operator fields)": ("PATCH",  "/api/companies/{company}",                  401, 401, 403, 404, 200),
-    "delete company":                  ("DELETE", "/api/companies/{company}",                  401, 401, 403, 403, 204),
-    "set company storage":             ("PUT",    "/api/companies/{company}/storage",          401, 401, 403, 403, 200),
-    "list folders":                    ("GET",    "/api/companies/{company}/folders",          401, 401, 200, 404, 200),
-    "create folder":                   ("POST",   "/api/companies/{company}/folders",          401, 401, 201, 404, 201),
-    "list connections":                ("GET",    "/api/storage/connections",                  401, 401, 403, 403, 200),
-    "create connection":               ("POST",   "/api/storage/connections",                  401, 401, 403, 403, 201),
-    "connection detail":               ("GET",    "/api/storage/connections/{connection}",     401, 401, 403, 403, 200),
-    "patch connection":                ("PATCH",  "/api/storage/connections/{connection}",     401, 401, 403, 403, 200),
-    "delete connection":               ("DELETE", "/api/storage/connections/{connection}",     401, 401, 403, 403, 204),
-    "test connection":                 ("POST",   "/api/storage/connections/{connection}/test", 401, 401, 403, 403, 200),
-    "connection stats":                ("GET",    "/api/storage/connections/{connection}/stats", 401, 401, 403, 403, 200),
-    "health":                          ("GET",    "/api/health",                               200, 200, 200, 200, 200),
-    "readiness":                       ("GET",    "/api/health/ready",                         200, 200, 200, 200, 200),
+    # endpoint                          method    path                                        anon  bad  A-mbr B-mbr staff super view conn
+    "list companies":                  ("GET",    "/api/companies",                            401, 401, 200, 200, 200, 200, 200, 403),
+    "create company":                  ("POST",   "/api/companies",                            401, 401, 403, 403, 201, 201, 403, 403),
+    "company detail":                  ("GET",    "/api/companies/{company}",                  401, 401, 200, 404, 200, 200, 200, 403),
+    "patch company (member fields)":   ("PATCH",  "/api/companies/{company}",                  401, 401, 200, 404, 200, 200, 403, 403),
+    "patch company (operator fields)": ("PATCH",  "/api/companies/{company}",                  401, 401, 403, 404, 200, 200, 403, 403),
+    "delete company":                  ("DELETE", "/api/companies/{company}",                  401, 401, 403, 403, 204, 204, 403, 403),
+    "set company storage":             ("PUT",    "/api/companies/{company}/storage",          401, 401, 403, 403, 200, 200, 403, 403),
+    "list folders":                    ("GET",    "/api/companies/{company}/folders",          401, 401, 200, 404, 200, 200, 200, 403),
+    "create folder":                   ("POST",   "/api/companies/{company}/folders",          401, 401, 201, 404, 201, 201, 403, 403),
+    "list connections":                ("GET",    "/api/storage/connections",                  401, 401, 403, 403, 200, 200, 200, 200),
+    "create connection":               ("POST",   "/api/storage/connections",                  401, 401, 403, 403, 201, 201, 403, 201),
+    "connection detail":               ("GET",    "/api/storage/connections/{connection}",     401, 401, 403, 403, 200, 200, 200, 200),
+    "patch connection":                ("PATCH",  "/api/storage/connections/{connection}",     401, 401, 403, 403, 200, 200, 403, 403),
+    "delete connection":               ("DELETE", "/api/storage/connections/{connection}",     401, 401, 403, 403, 204, 204, 403, 403),
+    "test connection":                 ("POST",   "/api/storage/connections/{connection}/test", 401, 401, 403, 403, 200, 200, 403, 403),
+    "connection stats":                ("GET",    "/api/storage/connections/{connection}/stats", 401, 401, 403, 403, 200, 200, 200, 200),
+    "health":                          ("GET",    "/api/health",                               200, 200, 200, 200, 200, 200, 200, 200),
+    "readiness":                       ("GET",    "/api/health/ready",                         200, 200, 200, 200, 200, 200, 200, 200),
 }
 # fmt: on
 
@@ -85,8 +97,47 @@ def expected_status(endpoint: str, role: str) -> int:
     return MATRIX[endpoint][2 + ROLES.index(role)]
 
 
+# The session callers' permissions, as an operator would grant them in the admin.
+VIEW_ONLY = ["view_company", "view_storageconnection", "view_storagefolder"]
+CONNECTIONS_ADD_VIEW = ["add_storageconnection", "view_storageconnection"]
+
+
 @pytest.fixture
-def world(client_for, anonymous, staff, member_of, make_company, tmp_path) -> SimpleNamespace:
+def session_for(live_url, transactional_db):
+    """session_for(user) -> an httpx client with the admin's session cookie for `user` and the
+    CSRF header the API asks of it for unsafe methods (as the admin's pages would send)."""
+    import httpx
+    from django.conf import settings
+    from django.test import Client
+
+    clients: list[httpx.Client] = []
+
+    def make(user) -> httpx.Client:
+        browser = Client()
+        browser.force_login(user)  # the session, stored as a login through the form stores it
+        csrf = "c" * 32
+        cookies = {settings.SESSION_COOKIE_NAME: browser.cookies[settings.SESSION_COOKIE_NAME].value, "csrftoken": csrf}
+        client = httpx.Client(base_url=live_url, cookies=cookies, headers={"X-CSRFToken": csrf}, timeout=30)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+def staff_with(django_user_model, username: str, codenames: list[str]):
+    from django.contrib.auth.models import Permission
+
+    user = django_user_model.objects.create_user(username, is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
+    return user
+
+
+@pytest.fixture
+def world(
+    client_for, anonymous, staff, member_of, make_company, session_for, django_user_model, tmp_path
+) -> SimpleNamespace:
     from storage.models import StorageConnection
 
     company_a, company_b = make_company("Alpha"), make_company("Beta")
@@ -98,6 +149,9 @@ def world(client_for, anonymous, staff, member_of, make_company, tmp_path) -> Si
         "member of A": member_of(company_a),
         "member of B": member_of(company_b),
         "staff": staff,
+        "superuser session": session_for(django_user_model.objects.create_superuser("root-session")),
+        "view-only session": session_for(staff_with(django_user_model, "viewer", VIEW_ONLY)),
+        "connections add+view session": session_for(staff_with(django_user_model, "connector", CONNECTIONS_ADD_VIEW)),
     }
     return SimpleNamespace(
         company=company_a, connection=connection, base_path=str(tmp_path / "second"), callers=callers
@@ -154,5 +208,5 @@ def test_the_matrix_covers_every_endpoint_and_field(live_url, anonymous):
     update_fields = set(schema["components"]["schemas"]["CompanyUpdate"]["properties"])
     assert update_fields == MEMBER_WRITABLE_FIELDS | set(OPERATOR_FIELDS)
 
-    assert len(CELLS) == len(MATRIX) * len(ROLES) == 90
+    assert len(CELLS) == len(MATRIX) * len(ROLES) == 144
     print(f"access matrix: {len(MATRIX)} endpoints x {len(ROLES)} roles = {len(CELLS)} cells")

@@ -54,6 +54,13 @@ def test_create_api_token_for_an_unknown_company_fails_and_creates_nothing():
     assert not get_user_model().objects.filter(username="bob").exists()
 
 
+def test_create_api_token_with_a_name_the_model_refuses_fails_and_creates_nothing():
+    with pytest.raises(CommandError, match="at most 100 characters"):
+        _issue("dave", "--staff", "--name", "x" * 101)
+    assert not get_user_model().objects.filter(username="dave").exists()
+    assert not ApiToken.objects.exists()
+
+
 def test_revoke_api_token_stops_the_token():
     token = _issue("carol", "--staff")
     call_command("revoke_api_token", token, stdout=StringIO())

@@ -8,33 +8,10 @@ import stat
 import uuid
 from typing import Any
 
-from django.conf import settings
-
 from storage.providers import Outcome, failed, no_answer  # noqa: F401 (no_answer: the provider's)
+from storage.roots import outside_roots, root_of
 
 DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
-
-
-def allowed_roots() -> list[str]:
-    return [os.path.realpath(root) for root in settings.LOCAL_STORAGE_ROOTS]
-
-
-def _root_of(real: str) -> str | None:
-    """The allowed root a resolved path lies in (None: none)."""
-    for root in allowed_roots():
-        if real == root or real.startswith(root.rstrip(os.sep) + os.sep):
-            return root
-    return None
-
-
-def outside_roots(base_path: str) -> str | None:
-    """Why base_path may not be used (None if it may): it must be absolute and resolve,
-    symlinks included, to one of the allowed roots or below."""
-    if not os.path.isabs(base_path) or "\x00" in base_path:
-        return f"{base_path!r} is not an absolute path."
-    if _root_of(os.path.realpath(base_path)) is None:
-        return f"{base_path} is outside the storage roots this server allows (ARV_LOCAL_STORAGE_ROOTS)."
-    return None
 
 
 def open_beneath(root: str, parts: list[str]) -> int:
@@ -69,7 +46,7 @@ def check(base_path: str | None, credentials: dict[str, Any], deadline: object) 
         return failed("base_path is required for local_disk connections.")
     problem = outside_roots(base_path)
     real = os.path.realpath(base_path)
-    root = None if problem else _root_of(real)
+    root = None if problem else root_of(real)
     if root is None:  # resolved once more: what it resolves to now is what is opened
         return failed(problem or outside_roots(base_path) or f"{base_path} is outside the storage roots.")
     parts = [part for part in os.path.relpath(real, root).split(os.sep) if part != "."]

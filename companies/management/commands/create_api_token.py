@@ -1,6 +1,7 @@
 """`manage.py create_api_token <username> [--staff] [--company SLUG]` (API.md)."""
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
@@ -37,5 +38,8 @@ class Command(BaseCommand):
                 raise CommandError(f"No company has the slug {company!r}.")
             CompanyMembership.objects.update_or_create(user=user, defaults={"company": member_of})
             self.stdout.write(f"{username} is a member of {member_of.name}.")
-        _, raw = token_issue(user=user, name=name)
+        try:
+            _, raw = token_issue(user=user, name=name)
+        except ValidationError as exc:  # the model's rules (a name too long): nothing is kept
+            raise CommandError(" ".join(exc.messages)) from None
         self.stdout.write(raw)
