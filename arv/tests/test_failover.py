@@ -270,7 +270,7 @@ def test_a_write_refused_as_read_only_replaces_the_connection_and_runs_once_more
     unit, where it succeeds: one 201, one row."""
     from companies.models import Company
 
-    server = start_server(ARV_ROOT_URLCONF="testing.urls")
+    server = start_server(DJANGO_SETTINGS_MODULE="testing.settings")
     answer = httpx.get(f"{server.url}/site-test/read-only-once", params={"name": "Once"}, timeout=30)
     assert answer.status_code == 201
     first_pid, second_pid = answer.json()["pids"]  # two runs, the first refused
@@ -284,7 +284,7 @@ def test_a_connection_lost_during_the_commit_is_503_and_never_run_again(start_se
     could apply it twice, so it is answered 503 with Retry-After, after one run."""
     from companies.models import Company
 
-    server = start_server(ARV_ROOT_URLCONF="testing.urls")
+    server = start_server(DJANGO_SETTINGS_MODULE="testing.settings")
     answer = httpx.get(
         f"{server.url}/site-test/lost-at-commit", params={"name": "In doubt"}, headers={"X-Request-ID": "in-doubt-1"}
     )
