@@ -6,9 +6,9 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 
 from storage import credentials as credentials_at_rest
+from storage.addresses import minio_endpoint_refusal
 from storage.fields import CanonicalPathField, EncryptedJSONField, NameField, storable_json_object
 from storage.paths import canonical_path, canonical_path_q, no_control_characters_q, reject_control_characters
-from storage.providers.minio import endpoint_refusal as minio_endpoint_refusal
 from storage.roots import outside_roots
 
 

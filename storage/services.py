@@ -18,10 +18,10 @@ from django.utils import timezone
 from arv.auth.permissions import require
 from arv.db.validation import full_clean
 from arv.web.errors import Conflict, InvalidInput
+from storage.addresses import minio_endpoint_refusal
 from storage.credentials import UnreadableCredentials
 from storage.models import Provider, StorageConnection, TestStatus, connection_base_path
 from storage.providers import Outcome, check_connection
-from storage.providers.minio import endpoint_refusal as minio_endpoint_refusal
 from storage.roots import outside_roots
 from storage.selectors import connection_get
 
@@ -47,7 +47,7 @@ def _checked_base_path(provider: str, base_path: str | None, *, confine: bool = 
 
 def _check_endpoint(provider: str, credentials: dict[str, Any] | None) -> None:
     """A MinIO endpoint must resolve to an address checks may connect to, else 422
-    (storage.providers.addresses): nothing is stored that the check would refuse."""
+    (storage.addresses): nothing is stored that the check would refuse."""
     if provider == Provider.MINIO and credentials and (problem := minio_endpoint_refusal(credentials)):
         raise InvalidInput("credentials", problem)
 

@@ -79,6 +79,16 @@ def superuser(transactional_db):
 
 
 @pytest.fixture
+def admin(live_url, superuser) -> Iterator[httpx.Client]:
+    """The superuser's admin session on the live server, logged in through the login form."""
+    from testing.admin import log_in
+
+    with httpx.Client(base_url=live_url, timeout=30) as browser:
+        log_in(browser)
+        yield browser
+
+
+@pytest.fixture
 def staff(client_for, staff_user) -> httpx.Client:
     return client_for(staff_user)
 

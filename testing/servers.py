@@ -19,6 +19,21 @@ import uvicorn
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 
 
+def in_fresh_django(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """Python `code`, run after django.setup() in a fresh process with arv.settings and only
+    `env` set: nothing of the test process's environment, and not the project's .env
+    (bin/serve writes one; ARV_ENV_FILE is /dev/null unless env names another)."""
+    base = {"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "arv.settings", "ARV_ENV_FILE": os.devnull}
+    return subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); {code}"],
+        cwd=PROJECT_DIR,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -19,13 +19,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 ADD_PATH = "/admin/arv_auth/apitoken/add/"
 
 
-@pytest.fixture
-def admin(live_url, superuser):
-    with httpx.Client(base_url=live_url, timeout=30) as browser:
-        log_in(browser)
-        yield browser
-
-
 def _create_token(admin: httpx.Client, user_id: int) -> httpx.Response:
     form = parse_page(admin.get(ADD_PATH).text).forms["apitoken_form"]
     data = {**dict(form["fields"]), "user": str(user_id), "name": "deploy bot"}

@@ -1,32 +1,18 @@
 """Configuration from the environment (API.md, "Operator interface")."""
 
 import dataclasses
-import os
 import subprocess
-import sys
 
 import pytest
 from django.conf import settings
 from django.db import connection
 
 from arv.db.config import ConfigurationError, database_from_env, pool_settings_from_env
-from testing.servers import PROJECT_DIR
+from testing.servers import in_fresh_django
 
 
 def _settings_in_subprocess(env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import django; django.setup(); from django.conf import settings; print(settings.DEBUG)",
-        ],
-        cwd=PROJECT_DIR,
-        # Nothing of the test process's environment, and not the project's .env (bin/serve writes
-        # one): ARV_ENV_FILE is /dev/null for the tests (testing/env.py) unless env names another.
-        env={"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "arv.settings", "ARV_ENV_FILE": os.devnull, **env},
-        capture_output=True,
-        text=True,
-    )
+    return in_fresh_django("from django.conf import settings; print(settings.DEBUG)", env)
 
 
 def test_a_missing_secret_key_with_debug_off_is_a_clear_startup_error():
@@ -278,12 +264,11 @@ def test_no_production_setting_mounts_the_test_views():
     """The test-only views (testing.urls: they write without authentication) are mounted by
     testing.settings only; the product's settings take no URLconf from the environment."""
     script = (
-        "import django; django.setup(); from django.conf import settings; from django.urls import get_resolver;"
+        "from django.conf import settings; from django.urls import get_resolver;"
         "print(settings.ROOT_URLCONF, sorted({str(p.pattern) for p in get_resolver().url_patterns}))"
     )
-    env = {"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "arv.settings", "ARV_ENV_FILE": os.devnull}
-    env |= {"DJANGO_DEBUG": "true", "ARV_ROOT_URLCONF": "testing.urls"}  # the variable that used to mount them
-    run = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_DIR, env=env, capture_output=True, text=True)
+    env = {"DJANGO_DEBUG": "true", "ARV_ROOT_URLCONF": "testing.urls"}  # the variable that used to mount them
+    run = in_fresh_django(script, env)
     assert run.returncode == 0, run.stderr
     assert run.stdout.startswith("arv.urls ")
     assert "test" not in run.stdout.removeprefix("arv.urls ")

@@ -9,19 +9,12 @@ import pytest
 
 from companies.models import Company
 from storage.models import StorageFolder
-from testing.admin import form_errors, log_in, send_form
+from testing.admin import form_errors, send_form
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ADD = "/admin/companies/company/add/"
 FORM = "company_form"
-
-
-@pytest.fixture
-def admin(live_url, superuser):
-    with httpx.Client(base_url=live_url, timeout=30) as browser:
-        log_in(browser)
-        yield browser
 
 
 def add_company(admin, **fields) -> httpx.Response:

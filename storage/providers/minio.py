@@ -6,7 +6,7 @@ can be written under base_path and removed again.
 
 Anyone who may store a connection chooses the endpoint, so the check must not be a way to
 reach or tell apart what only this server can reach: the endpoint must resolve to an allowed
-address (storage.providers.addresses) before anything is sent, every connection goes to the
+address (storage.addresses) before anything is sent, every connection goes to the
 address checked, and whatever is not a well-formed S3 answer (no answer, a refused or closed
 connection, TLS trouble, an HTTP answer without an S3 request id, a redirect, a body
 over the cap) gets one message, NO_S3_ANSWER, that says nothing about what is there.
@@ -23,8 +23,8 @@ from minio.error import MinioException, S3Error
 from minio.helpers import check_bucket_name
 from urllib3.exceptions import HTTPError
 
-from storage.providers import Outcome, addresses, failed
-from storage.providers.addresses import RefusedAddress, Unresolvable, split_endpoint
+from storage.addresses import RefusedAddress, Unresolvable, secure_flag, split_endpoint
+from storage.providers import Outcome, failed
 from storage.providers.remote import CheckClient, Deadline
 
 # S3 error codes that mean "these keys are not accepted".
@@ -42,15 +42,9 @@ def no_answer(credentials: dict[str, Any], timeout: float) -> Outcome:
     )
 
 
-def endpoint_refusal(credentials: dict[str, Any]) -> str | None:
-    """Why these credentials' endpoint may not be stored (None: it may, or the check will say
-    what is wrong with it)."""
-    return addresses.endpoint_refusal(credentials.get("endpoint"), _flag(credentials.get("secure", True)))
-
-
 def check(base_path: str | None, credentials: dict[str, Any], deadline: Deadline) -> Outcome:
     endpoint, bucket = str(credentials["endpoint"]), str(credentials["bucket"])
-    secure = _flag(credentials.get("secure", True))
+    secure = secure_flag(credentials.get("secure", True))
     http = CheckClient(deadline, confined=True, answer_headers=S3_ANSWER_HEADERS)
     try:
         client = Minio(
@@ -98,9 +92,3 @@ def _refused(exc: S3Error, endpoint: str, bucket: str) -> Outcome:
     if exc.code in REFUSED_KEYS:
         return failed(f"{endpoint} refused the access key or secret key ({exc.code}).")
     return failed(f"{endpoint} answered {exc.code} for bucket {bucket!r}.")
-
-
-def _flag(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() not in ("false", "0", "no", "off", "")
-    return bool(value)

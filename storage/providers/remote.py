@@ -8,7 +8,7 @@ remote checks use the same client library. A check's client (CheckClient):
   check's thread: a per-read timeout alone never fires against a drip;
 - reads every answer body with a cap (MAX_ANSWER_BYTES) and never follows a redirect;
 - resolves each host once and connects to the address it resolved (the Host header and TLS
-  SNI keep the name); for a MinIO endpoint that address must be allowed (addresses.py).
+  SNI keep the name); for a MinIO endpoint that address must be allowed (storage/addresses.py).
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ from urllib3.exceptions import (
 )
 from urllib3.util.connection import create_connection
 
+from storage.addresses import IPAddress, Unresolvable, allowed_address, resolve
 from storage.providers import Outcome, failed
-from storage.providers.addresses import IPAddress, Unresolvable, allowed_address, resolve
 
 MAX_ANSWER_BYTES = 64 * 1024  # a check's answers are small JSON or XML documents
 
@@ -46,6 +46,9 @@ class AnswerTooLarge(HTTPError):
 
 class DeadlinePassed(HTTPError):
     """The check's deadline passed: no new connection is made."""
+
+    def __init__(self) -> None:
+        super().__init__("the check's deadline has passed")
 
 
 class Deadline:
@@ -67,7 +70,7 @@ class Deadline:
                 self._sockets.append(sock)
                 return
         sock.close()
-        raise DeadlinePassed("the check's deadline has passed")
+        raise DeadlinePassed()
 
     def expire(self) -> None:
         """Shut every socket down: a thread blocked reading one wakes with an error at once."""
@@ -151,7 +154,7 @@ class CheckClient(urllib3.PoolManager):
 
     def urlopen(self, method: str, url: str, redirect: bool = True, **kw: Any) -> urllib3.BaseHTTPResponse:
         if self.deadline.expired:
-            raise DeadlinePassed("the check's deadline has passed")
+            raise DeadlinePassed()
         kw["preload_content"] = False
         response = super().urlopen(method, url, redirect=False, **kw)
         try:

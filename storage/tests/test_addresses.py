@@ -1,4 +1,4 @@
-"""Which addresses a MinIO endpoint may resolve to (storage.providers.addresses): decided
+"""Which addresses a MinIO endpoint may resolve to (storage.addresses): decided
 before any connection, so these tests send no traffic anywhere."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import ipaddress
 
 import pytest
 
-from storage.providers.addresses import RefusedAddress, allowed_address, endpoint_refusal, is_allowed
+from storage.addresses import RefusedAddress, allowed_address, endpoint_refusal, is_allowed
 
 REFUSED = [
     "127.0.0.1",  # loopback

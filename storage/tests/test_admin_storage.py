@@ -28,13 +28,6 @@ def minio(transactional_db):
 
 
 @pytest.fixture
-def admin(live_url, superuser):
-    with httpx.Client(base_url=live_url, timeout=30) as browser:
-        log_in(browser)
-        yield browser
-
-
-@pytest.fixture
 def viewer(live_url, django_user_model):
     """A staff user who may only view storage connections, companies and folders."""
     user = django_user_model.objects.create_user("viewer", password="pw-viewer-123", is_staff=True)

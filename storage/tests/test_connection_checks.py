@@ -4,9 +4,7 @@ database worker held while a check waits (a real uvicorn with one worker)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -18,7 +16,7 @@ from arv.auth.tokens import token_issue
 from storage.models import StorageConnection
 from storage.providers.minio import no_answer
 from testing.admin import log_in, parse_page
-from testing.servers import PROJECT_DIR
+from testing.servers import in_fresh_django
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -215,14 +213,8 @@ STORAGE_SETTINGS = "s.LOCAL_STORAGE_ROOTS, s.LOCAL_STORAGE_ROOT, s.STORAGE_TEST_
 def storage_settings(printed: str = STORAGE_SETTINGS, **env: str) -> subprocess.CompletedProcess:
     """Settings as a fresh process reads them (by default LOCAL_STORAGE_ROOTS, LOCAL_STORAGE_ROOT,
     STORAGE_TEST_TIMEOUT and YANDEX_DISK_API_URL), "|"-separated."""
-    code = f"import django; django.setup(); from django.conf import settings as s; print({printed}, sep='|')"
-    base = {"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "arv.settings", "ARV_ENV_FILE": os.devnull}
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=PROJECT_DIR,
-        env={**base, "DJANGO_SECRET_KEY": "k", **env},
-        capture_output=True,
-        text=True,
+    return in_fresh_django(
+        f"from django.conf import settings as s; print({printed}, sep='|')", {"DJANGO_SECRET_KEY": "k", **env}
     )
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 
-import httpx
 import pytest
 from cryptography.fernet import Fernet
 from django.core.management import CommandError, call_command
@@ -17,19 +16,12 @@ from storage.apps import check_readable_credentials
 from storage.credentials import UnreadableCredentials
 from storage.models import StorageConnection
 from storage.providers import UNREADABLE_CREDENTIALS
-from testing.admin import log_in, send_form
+from storage.tests.test_credentials import stored_column
+from testing.admin import send_form
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 CREDENTIALS = {"endpoint": "8.8.8.8:443", "access_key": "ak", "secret_key": "S3CR3T-lost", "bucket": "arv-b"}
-
-
-def stored_column(pk: int) -> str:
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT credentials FROM storage_storageconnection WHERE id = %s", [pk])
-        return cursor.fetchone()[0]
 
 
 @pytest.fixture
@@ -75,14 +67,7 @@ def test_the_api_deletes_an_unreadable_connection(staff, unreadable):
     assert not StorageConnection.objects.filter(pk=unreadable.pk).exists()
 
 
-@pytest.fixture
-def browser(live_url, superuser):
-    with httpx.Client(base_url=live_url, timeout=30) as client:
-        log_in(client)
-        yield client
-
-
-def test_the_admin_pages_work_with_an_unreadable_connection(browser, unreadable, companies):
+def test_the_admin_pages_work_with_an_unreadable_connection(admin, unreadable, companies):
     pages = [
         "/admin/companies/company/",
         "/admin/companies/company/add/",
@@ -92,30 +77,30 @@ def test_the_admin_pages_work_with_an_unreadable_connection(browser, unreadable,
         "/admin/storage/storageconnection/add/",
     ]
     for page in pages:
-        answer = browser.get(page)
+        answer = admin.get(page)
         assert answer.status_code == 200, (page, answer.text[:2000])
         assert "S3CR3T" not in answer.text
 
 
-def test_the_admin_saves_an_unreadable_connection_unchanged_or_with_new_credentials(browser, unreadable):
+def test_the_admin_saves_an_unreadable_connection_unchanged_or_with_new_credentials(admin, unreadable):
     page = f"/admin/storage/storageconnection/{unreadable.pk}/change/"
     before = stored_column(unreadable.pk)
-    saved = send_form(browser, page, "storageconnection_form", name="Lost key 2", credentials="")
+    saved = send_form(admin, page, "storageconnection_form", name="Lost key 2", credentials="")
     assert saved.status_code == 302, saved.text[:3000]
     assert StorageConnection.objects.get(pk=unreadable.pk).name == "Lost key 2"
     assert stored_column(unreadable.pk) == before  # the same ciphertext, never decrypted
 
     new = '{"endpoint": "8.8.8.8:443", "access_key": "ak", "secret_key": "fresh", "bucket": "arv-b"}'
-    saved = send_form(browser, page, "storageconnection_form", credentials=new)
+    saved = send_form(admin, page, "storageconnection_form", credentials=new)
     assert saved.status_code == 302, saved.text[:3000]
     assert StorageConnection.objects.get(pk=unreadable.pk).decrypted_credentials()["secret_key"] == "fresh"
 
 
-def test_the_admin_deletes_an_unreadable_connection(browser, unreadable):
+def test_the_admin_deletes_an_unreadable_connection(admin, unreadable):
     page = f"/admin/storage/storageconnection/{unreadable.pk}/delete/"
-    assert browser.get(page).status_code == 200
-    csrf = browser.cookies["csrftoken"]
-    deleted = browser.post(page, data={"post": "yes", "csrfmiddlewaretoken": csrf})
+    assert admin.get(page).status_code == 200
+    csrf = admin.cookies["csrftoken"]
+    deleted = admin.post(page, data={"post": "yes", "csrfmiddlewaretoken": csrf})
     assert deleted.status_code == 302, deleted.text[:2000]
     assert not StorageConnection.objects.filter(pk=unreadable.pk).exists()
 

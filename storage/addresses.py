@@ -1,5 +1,7 @@
 """Which addresses a storage check may connect to (MinIO endpoints: anyone with staff rights
-may name one, so it must not reach what only this server can reach).
+may name one, so it must not reach what only this server can reach). A rule of the model
+(StorageConnection.clean), of the services and of the MinIO check alike, so it lives outside
+storage.providers (models import no provider code).
 
 By default only public addresses: never loopback, private, shared (CGNAT), link-local,
 multicast, unspecified or reserved ones, in IPv4 or IPv6, nor an IPv6 form that carries such
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -121,3 +124,16 @@ def endpoint_refusal(endpoint: object, secure: bool = True) -> str | None:
     except (ValueError, Unresolvable):
         return None
     return None
+
+
+def secure_flag(value: Any) -> bool:
+    """A MinIO `secure` credential as a bool ("false", "0", "no", "off" and "" are false)."""
+    if isinstance(value, str):
+        return value.strip().lower() not in ("false", "0", "no", "off", "")
+    return bool(value)
+
+
+def minio_endpoint_refusal(credentials: dict[str, Any]) -> str | None:
+    """Why these MinIO credentials' endpoint may not be stored (None: it may, or the check will
+    say what is wrong with it)."""
+    return endpoint_refusal(credentials.get("endpoint"), secure_flag(credentials.get("secure", True)))
