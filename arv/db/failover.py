@@ -166,6 +166,8 @@ def replace_if_lost(exc: BaseException, alias: str = DEFAULT_DB_ALIAS) -> bool:
     wrapper = connections[alias]
     if wrapper.connection is None or not server_lost(exc):
         return False
+    if not sqlstate(exc) and not (wrapper.connection.closed or wrapper.connection.broken):
+        return False  # no SQLSTATE and the connection still works: not a lost server
     connection_lost(wrapper)
     wrapper.close_at = 0  # closed by the unit's end (close_if_unusable_or_obsolete)
     return True
