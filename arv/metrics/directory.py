@@ -148,4 +148,9 @@ def _running(pid: int) -> bool:
         return False
     except PermissionError:  # someone else's process: running
         return True
-    return True
+    # A killed worker stays a zombie until its supervisor reaps it: signalable, yet gone.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:  # no /proc here: signalable is all we know
+        return True
+    return state != "Z"
