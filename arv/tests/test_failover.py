@@ -20,9 +20,11 @@ pytestmark = pytest.mark.slow
 
 # A server small enough for a shared machine; connect_timeout short so a dead host costs little.
 SERVER_ENV = {"DB_POOL_SIZE": "4", "DB_MAX_OVERFLOW": "2", "DB_CONNECT_TIMEOUT": "2", "DB_WARMUP_SECONDS": "0.5"}
-# Bounds of each load phase.
+# Bounds of each load phase. Clients pace their writes so the load spans the switchover however
+# fast the machine is (unpaced, 400 writes could all be answered before the promotion ended).
 LOAD_SECONDS = 20.0
-LOAD_REQUESTS = 400
+LOAD_REQUESTS = 1000
+WRITE_PACE_SECONDS = 0.05
 
 
 @dataclass
@@ -69,6 +71,8 @@ class CompanyWriters:
                     self.writes.append(write)
                 if answer.status_code == 503:
                     time.sleep(0.1)  # a client backing off, briefly (Retry-After would hide how soon writes resume)
+                else:
+                    time.sleep(WRITE_PACE_SECONDS)
 
     def __enter__(self) -> CompanyWriters:
         for thread in self._threads:
