@@ -51,16 +51,18 @@ class PoolKeeper:
         self.warmed_up = False
 
     async def run(self) -> None:
-        await self.warm_up()
-        while True:
+        # The pool this server started with: once it is closed (shutdown, or a test closing it)
+        # the keeper stops, rather than make and warm a new pool that nobody asked for.
+        pool = get_pool()
+        await self.warm_up(pool)
+        while not pool.closed:
             await asyncio.sleep(WATCH_SECONDS)
             try:
-                await self.tend(get_pool())
+                await self.tend(pool)
             except PoolClosed:
                 return
 
-    async def warm_up(self) -> None:
-        pool = get_pool()
+    async def warm_up(self, pool: DatabaseWorkerPool) -> None:
         size = pool.config.size
         # One slot of the window per connection, a random moment in each: spread, never in step.
         slot = self.warmup_seconds / size

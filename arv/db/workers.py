@@ -387,6 +387,10 @@ class DatabaseWorkerPool:
 
     # -- lifecycle and status ------------------------------------------------------
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self, timeout: float = 10.0) -> None:
         """Stop every worker; each closes its connections. Leased workers stop when released."""
         with self._lock:
