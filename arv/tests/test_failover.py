@@ -252,10 +252,12 @@ def test_a_fenced_primary_is_503_never_500_and_writes_resume_when_unfenced(start
 
         cluster.primary.query("ALTER SYSTEM SET default_transaction_read_only = on")
         cluster.primary.query("SELECT pg_reload_conf()")
+        # The backends take the reload in their own time: once ARV's keeper has seen the fence on
+        # one of its connections (not ready), every write must be refused.
+        wait_for(lambda: ready(server.url).status_code == 503, "ARV to stop being ready", 10)
         statuses = [client.post("/api/companies", json={"name": f"Fenced {i}"}) for i in range(5)]
         assert [r.status_code for r in statuses] == [503] * 5
         assert all(r.headers["Retry-After"] for r in statuses)
-        wait_for(lambda: ready(server.url).status_code == 503, "ARV to stop being ready", 10)
         assert (
             cluster.primary.query(
                 "SELECT count(*) FROM companies_company WHERE name LIKE 'Fenced%%'", dbname="arv_fenced"
