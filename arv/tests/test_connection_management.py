@@ -20,6 +20,7 @@ from django.db import connection
 
 from arv.auth.tokens import token_issue
 from testing.admin import log_in
+from testing.clusters import manage
 from testing.fixtures import SERVER_POOL
 from testing.postgres import PeakBackends, ThrowawayCluster, current_database_url, hold_lock_on_companies
 from testing.servers import UvicornProcess
@@ -191,31 +192,13 @@ def cluster() -> Iterator[ThrowawayCluster]:
     cluster.destroy()
 
 
-def _manage(database_url: str, *args: str) -> str:
-    import os
-    import subprocess
-    import sys
-
-    from testing.servers import PROJECT_DIR
-
-    result = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=PROJECT_DIR,
-        env={**os.environ, "DATABASE_URL": database_url},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return result.stdout
-
-
 @pytest.fixture
 def server_on_cluster(cluster, start_server) -> tuple[UvicornProcess, str]:
     """ARV on a migrated database of the throwaway cluster, with a staff token (DB_CONNECT_TIMEOUT=2)."""
     url = cluster.url("arv_outage")
     cluster.create_database("arv_outage")
-    _manage(url, "migrate", "--noinput")
-    token = _manage(url, "create_api_token", "ops", "--staff").strip().splitlines()[-1]
+    manage(url, "migrate", "--noinput")
+    token = manage(url, "create_api_token", "ops", "--staff").strip().splitlines()[-1]
     return start_server(database_url=url, DB_CONNECT_TIMEOUT="2"), token
 
 
