@@ -12,18 +12,27 @@ from pydantic import BaseModel, ConfigDict
 from arv.auth.callers import BearerToken
 from arv.auth.tokens import token_issue
 from arv.db.transaction import UnitOfWork, current_unit, run_db
-from arv.db.workers import close_pool, get_pool, in_database_worker
+from arv.db.workers import DatabaseWorkerPool, in_database_worker
 from arv.web.shaping import finish_db
 from companies.models import Company
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+_pool: DatabaseWorkerPool | None = None
+
+
 @pytest.fixture(autouse=True, scope="module")
-def _workers_closed_afterwards():
-    """The workers' connections would otherwise keep the test database from being dropped."""
+def _own_pool():
+    """A pool of this module's own, closed afterwards (its workers' connections would otherwise
+    keep the test database from being dropped). Not the process's: the in-process server keeps
+    that one warm, and closing it under the server would take the server's readiness away."""
+    global _pool
+    from django.conf import settings
+
+    _pool = DatabaseWorkerPool(settings.DATABASE_POOL)
     yield
-    close_pool()
+    _pool.close()
 
 
 def _create(name: str) -> int:
@@ -36,7 +45,7 @@ def _serve(view) -> HttpResponse:
 
 
 async def _in_unit(view) -> HttpResponse:
-    return await UnitOfWork(get_pool()).serve(lambda: view(HttpRequest()))
+    return await UnitOfWork(_pool).serve(lambda: view(HttpRequest()))
 
 
 def test_a_successful_response_commits():
