@@ -1,4 +1,4 @@
-"""Every private or undocumented Django, asgiref, ninja, ServeStatic and uvicorn API ARV relies on, in one place.
+"""Every private or undocumented Django, asgiref, ninja, psycopg, ServeStatic and uvicorn API ARV relies on, in one place.
 
 The pipeline (arv.pipeline) and the unit of work (arv.db.transaction) build on
 Django's ASGI handler and asgiref's thread routing below their documented
@@ -14,15 +14,17 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
+import psycopg
 from asgiref.sync import ThreadSensitiveContext
 from django.core.checks import Error
 from django.core.handlers import asgi as django_asgi
 from django.core.handlers.asgi import ASGIHandler, ASGIRequest
 from django.core.handlers.base import BaseHandler
 from django.core.paginator import Paginator
-from django.db import DEFAULT_DB_ALIAS
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import QuerySet
 from django.db.models.sql.compiler import SQLCompiler
@@ -135,7 +137,36 @@ INTERNALS = (
         ("self", "initialized_only"),
         "arv.db.transaction and arv.db.workers: the connections this thread opened",
     ),
+    Internal(
+        BaseDatabaseWrapper,
+        "health_check_done",
+        None,
+        "arv.db.transaction._begin: a connection the unit trusts skips the health check's ping",
+        sample=lambda: connections[DEFAULT_DB_ALIAS],
+    ),
+    Internal(
+        psycopg.Connection,
+        "_prepared",
+        None,
+        "arv.db.on_loop: the reads on the event loop share the session's prepared statements",
+        sample=lambda: _unconnected(psycopg.Connection),
+    ),
+    *(
+        Internal(
+            psycopg.AsyncConnection,
+            name,
+            None,
+            "arv.db.on_loop: an AsyncConnection over a Django connection's session takes its settings",
+            sample=lambda: _unconnected(psycopg.AsyncConnection),
+        )
+        for name in ("_adapters", "_prepared", "_autocommit")
+    ),
 )
+
+
+def _unconnected(connection_class: type) -> Any:
+    # A psycopg connection object over no server (a closed stand-in for libpq's connection).
+    return connection_class(SimpleNamespace(status=psycopg.pq.ConnStatus.BAD))
 
 
 def _compiler() -> SQLCompiler:

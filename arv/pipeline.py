@@ -189,7 +189,7 @@ class Pipeline:
         except read_after.BadPosition as exc:
             return error_answers.error(400, str(exc))
         route = replicas.route_for(request, is_api, position)
-        unit, response = await run_unit(handler, request, client_left, route)
+        unit, response = await run_unit(handler, request, client_left, route, may_run_again=True)
         if unit is not None and route.on_replica and replicas.rerun_on_primary(request, route, unit):
             # The replica could not serve it (behind, gone, or the request needs the primary):
             # on the primary, where it may read and write (nothing of it was written anywhere).
@@ -197,7 +197,7 @@ class Pipeline:
             request, error = handler.create_request(scope, body)
             if request is None:
                 return error
-            unit, response = await run_unit(handler, request, client_left)
+            unit, response = await run_unit(handler, request, client_left, may_run_again=True)
         if runs_again(unit):
             logger.info("%s %s: %s, running it once more", request.method, request.path, _reason(unit.failure))
             body.seek(0)
@@ -339,12 +339,13 @@ class AsyncSiteStack(ASGIHandler):
 
 
 async def run_unit(
-    handler, request, client_left, route: replicas.Route = replicas.PRIMARY
+    handler, request, client_left, route: replicas.Route = replicas.PRIMARY, *, may_run_again: bool = False
 ) -> tuple[UnitOfWork | None, HttpResponseBase | None]:
     """One run of the request in a fresh unit of work on route's database: (unit, response or
     None if nothing answered); (None, None) if its client left while it waited for a worker. A
-    run on a replica that needs the primary names why in unit.needs_primary."""
-    unit = UnitOfWork(get_pool(route.database), client_left=client_left, route=route)
+    run on a replica that needs the primary names why in unit.needs_primary. may_run_again: the
+    pipeline would run the request once more if this run's connection is found lost (runs_again)."""
+    unit = UnitOfWork(get_pool(route.database), client_left=client_left, route=route, may_run_again=may_run_again)
     try:
         return unit, await handler.respond(request, unit)
     except ClientDisconnected:

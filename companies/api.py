@@ -9,7 +9,7 @@ from ninja import Path, Query, Router, Status
 
 from arv.db.transaction import run_db
 from arv.web.schemas import ObjectId, answers, created
-from arv.web.shaping import finish_db
+from arv.web.shaping import answer_reads, finish_db
 from companies import selectors, services
 from companies.schemas import (
     CompanyCreate,
@@ -40,7 +40,9 @@ async def company_create(request: HttpRequest, response: HttpResponse, body: Com
 
 @router.get("/{company_id}", response=answers(CompanyOut))
 async def company_detail(request: HttpRequest, company_id: CompanyId):
-    return await finish_db(CompanyOut, selectors.company_get, user=request.auth, company_id=company_id)
+    return await answer_reads(
+        CompanyOut, selectors.company_read, selectors.company_get, user=request.auth, company_id=company_id
+    )
 
 
 @router.patch("/{company_id}", response=answers(CompanyOut))

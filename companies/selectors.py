@@ -12,6 +12,7 @@ from django.db.models.functions import Coalesce
 from django.http import Http404
 
 from arv.auth.permissions import require_session
+from arv.db.on_loop import read
 from arv.db.queries import CompiledQuery, page_of, plan_for_each_search
 from companies.access import companies_visible_to, sees_every_company
 from companies.models import Company
@@ -108,10 +109,23 @@ _company_for_member = CompiledQuery(_visible_company, company_id=int, user_id=in
 
 
 def company_get(*, user: AbstractBaseUser, company_id: int) -> Company:
+    query, values = _company_lookup(user, company_id)
+    return _the_company(query.run(**values))
+
+
+async def company_read(*, user: AbstractBaseUser, company_id: int) -> Company:
+    """company_get for an async view: read on the event loop where it may (arv.db.on_loop)."""
+    query, values = _company_lookup(user, company_id)
+    return _the_company(await read(query, **values))
+
+
+def _company_lookup(user: AbstractBaseUser, company_id: int) -> tuple[CompiledQuery[Company], dict[str, int]]:
     if sees_every_company(user):
-        found = _company_for_staff.run(company_id=company_id)
-    else:
-        found = _company_for_member.run(company_id=company_id, user_id=user.pk)
+        return _company_for_staff, {"company_id": company_id}
+    return _company_for_member, {"company_id": company_id, "user_id": user.pk}
+
+
+def _the_company(found: list[Company]) -> Company:
     if not found:
         raise Http404("No such company.")
     return found[0]

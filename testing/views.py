@@ -11,10 +11,13 @@ import time
 from asgiref.sync import sync_to_async
 from django.core.signals import request_finished, request_started
 from django.db import connection
+from django.db.models.expressions import RawSQL
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from arv.db.on_loop import read
+from arv.db.queries import CompiledQuery
 from arv.db.replicas import reads_primary
-from arv.db.transaction import outside_database
+from arv.db.transaction import current_unit, outside_database
 from companies.models import Company
 
 
@@ -143,6 +146,31 @@ async def outside_db(request: HttpRequest) -> JsonResponse:
     after = await run_db(lambda: (Company.objects.create(name=f"{name} 2", slug=f"{name}-2"), _backend())[1])
     status = int(request.GET.get("status", 200))
     return JsonResponse({"before": before, "after": after, "thread": thread}, status=status)
+
+
+# The company with a slug, and the PostgreSQL session that read it (compiled once: arv.db.queries).
+_by_slug = CompiledQuery(
+    lambda slug: Company.objects.filter(slug=slug).annotate(session=RawSQL("pg_backend_pid()", ())), slug=str
+)
+
+
+async def loop_read_then_write(request: HttpRequest) -> JsonResponse:
+    """Reads on the event loop (arv.db.on_loop), then writes with the async ORM, then reads again."""
+    unit = current_unit()
+    slug = request.GET["slug"]
+    (existing,) = await read(_by_slug, slug=slug)
+    began_before_write = unit.in_transaction  # False: the read ran on the loop, no trip began the transaction
+    await Company.objects.acreate(name=f"{existing.name} copy", slug=f"{slug}-copy")
+    (copy,) = await read(_by_slug, slug=f"{slug}-copy")  # in the transaction: sees its own write
+    worker = await sync_to_async(_backend)()
+    return JsonResponse(
+        {
+            "began_before_write": began_before_write,
+            "sessions": [existing.session, copy.session, worker["pid"]],
+            "in_atomic_block": worker["in_atomic_block"],
+        },
+        status=int(request.GET.get("status", 201)),  # >= 400: the request fails, its write must go
+    )
 
 
 def _in_recovery() -> bool:

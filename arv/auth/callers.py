@@ -12,6 +12,7 @@ before the answer stands (settle_caller), so a bad token is 401 as it always was
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from importlib import import_module
 from typing import Any
 
@@ -23,7 +24,7 @@ from django.utils.functional import SimpleLazyObject
 from ninja.errors import AuthenticationError
 from ninja.security import APIKeyCookie, HttpBearer
 
-from arv.auth.tokens import token_user
+from arv.auth.tokens import token_user, token_user_read
 from arv.db.transaction import current_unit, run_db
 from arv.web import error_answers
 
@@ -37,9 +38,15 @@ class TokenLookup:
         self.user: AbstractBaseUser | None = None
 
     def __call__(self) -> None:  # on the worker, in the request's transaction
-        self.user = token_user(self.token)
+        self.found(token_user(self.token))
+
+    async def on_loop(self, read: Callable[..., Awaitable[list[Any]]]) -> None:  # arv.db.on_loop
+        self.found(await token_user_read(self.token, read))
+
+    def found(self, user: AbstractBaseUser | None) -> None:
+        self.user = user
         self.done = True
-        if self.user is None:
+        if user is None:
             raise AuthenticationError()
 
     def caller(self) -> AbstractBaseUser:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
@@ -42,11 +44,26 @@ def token_issue(*, user: AbstractBaseUser, name: str = "") -> tuple[ApiToken, st
 
 def token_user(raw: str) -> AbstractBaseUser | None:
     """The active user a token belongs to, or None for anything else."""
+    key_id, secret = _parts(raw)
+    return _owner(_token_owner.run(key_id=key_id), secret) if key_id else None
+
+
+async def token_user_read(raw: str, read: Callable[..., Awaitable[list[Any]]]) -> AbstractBaseUser | None:
+    """token_user, its row read with `await read(query, **values)` (on the event loop: arv.db.on_loop)."""
+    key_id, secret = _parts(raw)
+    return _owner(await read(_token_owner, key_id=key_id), secret) if key_id else None
+
+
+def _parts(raw: str) -> tuple[str, str]:
+    """(key id, secret) of a well-formed token, else ("", "")."""
     prefix, _, rest = raw.partition("_")
     key_id, _, secret = rest.partition("_")
     if prefix != PREFIX or len(key_id) != 16 or not secret or "\x00" in raw:
-        return None
-    found = _token_owner.run(key_id=key_id)
+        return "", ""
+    return key_id, secret
+
+
+def _owner(found: list[Any], secret: str) -> AbstractBaseUser | None:
     if not found or not hmac.compare_digest(found[0].token_secret_hash, _hash(secret)):
         return None
     return found[0]

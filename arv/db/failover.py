@@ -154,21 +154,25 @@ def note_connection_state(alias: str = DEFAULT_DB_ALIAS) -> None:
     """At a unit's end, on its worker: what its connection reaches now (readiness counts these)."""
     worker = getattr(worker_state, "worker", None)
     if worker is not None:
-        worker.writable_server = writable_server(alias)
+        worker.connection = connections[alias]  # for its leases' reads on the event loop (arv.db.on_loop)
+        worker.writable_server = reaches_writable(worker.connection)
 
 
-def replace_if_lost(exc: BaseException, alias: str = DEFAULT_DB_ALIAS) -> bool:
-    """After a database error on this thread: if it came from an open connection whose server is
-    gone or no longer the primary, note it and have the connection closed at the unit's end, so
-    the next unit connects again (it is never reused). True if so: a fresh unit, on a new
+def replace_if_lost(
+    exc: BaseException, alias: str = DEFAULT_DB_ALIAS, *, wrapper: Any = None, worker: Any = None
+) -> bool:
+    """After a database error on this thread (or on the event loop, for the leased worker's
+    `wrapper`, arv.db.on_loop): if it came from an open connection whose server is gone or no
+    longer the primary, note it and have the connection closed at the unit's end (or its
+    worker's next unit), so it is never reused. True if so: a fresh unit, on a new
     connection, may succeed where this one failed (a failed connect is not retried: the next
     attempt would most likely fail the same way, and the client is better told 503 at once)."""
-    wrapper = connections[alias]
+    wrapper = wrapper if wrapper is not None else connections[alias]
     if wrapper.connection is None or not server_lost(exc):
         return False
     if not sqlstate(exc) and not (wrapper.connection.closed or wrapper.connection.broken):
         return False  # no SQLSTATE and the connection still works: not a lost server
-    connection_lost(wrapper)
+    connection_lost(wrapper, worker)
     wrapper.close_at = 0  # closed by the unit's end (close_if_unusable_or_obsolete)
     return True
 
@@ -188,16 +192,16 @@ def check_connection(alias: str = DEFAULT_DB_ALIAS) -> str | None:
     return writable_server(alias)
 
 
-def connection_lost(wrapper: Any) -> None:
-    """A Django connection (on this thread) lost its server: gone, or no longer the primary.
-    Noted for the failover line; and no worker's connection counts as ready until checked again
-    (the others most likely went with it)."""
+def connection_lost(wrapper: Any, worker: Any = None) -> None:
+    """A Django connection (of this thread's worker, or of `worker`) lost its server: gone, or no
+    longer the primary. Noted for the failover line; and no worker's connection counts as ready
+    (or is trusted without a health check) until checked again: the others most likely went with it."""
     try:
         server = server_address(wrapper.connection)
     except Exception:  # noqa: BLE001 - a broken connection may not say where it went
         server = None
     primary_watch(wrapper.alias).lost(server)
-    worker = getattr(worker_state, "worker", None)
+    worker = worker if worker is not None else getattr(worker_state, "worker", None)
     if worker is not None:
         worker.writable_server = None
         worker.pool.forget_servers()

@@ -100,11 +100,19 @@ class CompiledQuery(Generic[M]):
 
     def run(self, using: str | None = None, **values: Any) -> list[M]:
         """The rows for these values, from `using` (default: the database this worker serves)."""
-        using = using or worker_database()
+        return self.compile_for(using or worker_database()).run(values)
+
+    def compile_for(self, using: str) -> _Compiled[M]:
+        """Its SQL and row handling for that database, compiled on first use (on a worker:
+        compiling may ask the connection, such as for the server's version)."""
         compiled = self._compiled.get(using)
         if compiled is None:
             compiled = self._compiled[using] = _Compiled(self, using)
-        return compiled.run(values)
+        return compiled
+
+    def compiled_for(self, using: str) -> _Compiled[M] | None:
+        """Its SQL for that database, if compiled already."""
+        return self._compiled.get(using)
 
 
 class _Compiled(Generic[M]):
@@ -136,14 +144,22 @@ class _Compiled(Generic[M]):
         self.converters = compiler.get_converters([column[0] for column in compiler.select])
 
     def run(self, values: dict[str, Any]) -> list[M]:
+        connection = connections[self.using]  # this thread's
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql, self.bind(values))
+            return self.objects(cursor.fetchall(), connection)
+
+    def bind(self, values: dict[str, Any]) -> list[Any]:
+        """The SQL's parameter list for these values."""
         params = self.params.copy()
         for name, slots in self.slots.items():
             for i in slots:
                 params[i] = values[name]
-        connection = connections[self.using]  # this thread's
-        with connection.cursor() as cursor:
-            cursor.execute(self.sql, params)
-            rows = cursor.fetchall()
+        return params
+
+    def objects(self, rows: list[tuple[Any, ...]], connection: Any) -> list[M]:
+        """Model instances from the rows, as the ORM makes them (connection: the Django
+        connection that ran the query, for the fields' converters)."""
         if self.converters:
             rows = [self._convert(row, connection) for row in rows]
         objects = []

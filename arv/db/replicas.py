@@ -154,6 +154,10 @@ class Route:
     def on_replica(self) -> bool:
         return self.database != DEFAULT_DB_ALIAS
 
+    def replayed(self) -> bool:
+        """Whether the replica is known to have replayed the client's position (no check needed)."""
+        return self.position is None or monitor.replayed(self.database, self.position)
+
 
 PRIMARY = Route()
 # Routes (URL pattern, method) whose requests needed the primary: they start there from now on.
@@ -230,7 +234,7 @@ def reads_primary(view: F) -> F:
 def check_replayed(route: Route) -> None:
     """First thing in a replica unit's first trip: the replica has replayed the client's
     position, waited for up to DB_REPLICA_WAIT_MS, else NeedsPrimary."""
-    if route.position is None or monitor.replayed(route.database, route.position):
+    if route.replayed():
         return
     deadline = time.monotonic() + settings.DATABASE_REPLICAS.wait_ms / 1000
     while True:

@@ -9,7 +9,10 @@ pipeline (arv.pipeline) opens one for every request that is not a static file:
   `transaction.atomic(durable=True)` on its connection; every later call runs on
   the same worker, inside the same transaction. A client that disconnects while
   its request waits for a worker is not run (ClientDisconnected).
-- Three ways in, one path:
+- Four ways in, one unit:
+    `await read(query, ...)`           a compiled read (arv.db.on_loop): before the transaction
+                                       began, on the event loop with no trip to the worker's
+                                       thread, where it may; else a trip as run_db;
     `await run_db(fn, ...)`            sync code (services, selectors) from an async view;
     `await run_db_last(fn, ...)`       a request's last call: fn, then the commit, in the
                                        same trip (arv.web.shaping.finish_db shapes fn's
@@ -39,7 +42,10 @@ behind); a unit on the primary that wrote notes its commit's WAL position (unit.
 
 At the start and end of each unit the worker runs Django's own connection
 upkeep: close the connection if it is older than CONN_MAX_AGE or broken, and
-with CONN_HEALTH_CHECKS ping a reused connection before its first query.
+with CONN_HEALTH_CHECKS ping a reused connection before its first query, unless
+the unit may skip the ping (trusts_connection): then a connection found dead by
+its first query is replaced and the request runs once more (arv.pipeline), the
+same guarantee for one round trip less per request.
 """
 
 from __future__ import annotations
@@ -51,18 +57,22 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar, copy_context
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from asgiref.sync import ThreadSensitiveContext
 from django.db import connections, transaction
 
-from arv.db import replicas
+from arv.db import on_loop, replicas
 from arv.db.errors import DATABASE_ERRORS
 from arv.db.failover import note_connection_state, replace_if_lost
 from arv.db.workers import DatabaseWorker, DatabaseWorkerPool, give_back_turn, worker_database, worker_state
 
+if TYPE_CHECKING:
+    from arv.db.queries import CompiledQuery
+
 T = TypeVar("T")
 R = TypeVar("R")
+M = TypeVar("M")
 
 _current: ContextVar[UnitOfWork | None] = ContextVar("arv_unit_of_work", default=None)
 
@@ -80,8 +90,14 @@ class UnitOfWork:
         pool: DatabaseWorkerPool,
         client_left: Callable[[], bool] | None = None,
         route: replicas.Route = replicas.PRIMARY,
+        *,
+        may_run_again: bool = False,
     ) -> None:
         self.pool = pool
+        # Whether the pipeline would run the request once more after its connection is found
+        # lost (a first run, served with every trip's failure noted: serve()); see trusts_connection.
+        self.may_run_again = may_run_again
+        self._serving_async = False
         # Where it reads (pool is that database's): a replica's unit checks the client's position first.
         self.route = route
         # The WAL position of its last commit that wrote (for the client's next reads), if any.
@@ -89,6 +105,8 @@ class UnitOfWork:
         # Why a unit on a replica stopped to run on the primary instead (the pipeline reruns it).
         self.needs_primary: replicas.NeedsPrimary | None = None
         self.worker: DatabaseWorker | None = None
+        # True from the trip that begins its transaction until the trip that ends it.
+        self.in_transaction = False
         self.finished = False
         # The first database error a trip raised (the pipeline decides what it means).
         self.failure: BaseException | None = None
@@ -114,7 +132,9 @@ class UnitOfWork:
         """fn() first in the unit's next trip, in its transaction, before the trip's own work:
         work a request needs before its view's that should not cost a trip of its own (a
         bearer token's lookup, arv.auth.callers). If fn raises, the trip's own work does not
-        run and the error is the trip's."""
+        run and the error is the trip's. If the unit reads on the event loop first
+        (arv.db.on_loop), `await fn.on_loop(read)` runs there instead (read(query, **values)
+        reads on the loop); fn without on_loop keeps the unit's reads on the worker."""
         self._before_next_trip.append(fn)
 
     async def run(self, fn: Callable[[], T], *, last: bool = False) -> T:
@@ -124,18 +144,35 @@ class UnitOfWork:
         if self._before_next_trip:
             fn = _preceded(self._before_next_trip, fn)
             self._before_next_trip = []
-        if self.worker is None:
+        if not self.in_transaction:
             async with self._leasing:
-                if self.worker is None:
-                    self.worker = await self._lease()
+                if not self.in_transaction:
+                    if self.worker is None:
+                        self.worker = await self._lease()
+                    self.in_transaction = True
                     return await self._trip(fn, begin=True, end=last)
         return await self._trip(fn, begin=False, end=last)
+
+    async def read(self, query: CompiledQuery[M], values: dict[str, Any]) -> list[M]:
+        """query's rows for values: on the event loop if the transaction has not begun and it
+        may (arv.db.on_loop), else a trip to the worker, in the transaction."""
+        async with self._leasing:  # no trip begins meanwhile: they would share the session
+            if await self._reads_on_loop():
+                return await on_loop.execute(self, query, values)
+        return await self.run(functools.partial(query.run, **values))
+
+    async def reads_on_loop(self) -> bool:
+        """Whether the unit's reads run on the event loop now (arv.db.on_loop); if so, the work
+        before_next_trip was given (a bearer token's lookup) has run there."""
+        async with self._leasing:
+            return await self._reads_on_loop()
 
     async def serve(self, respond: Callable[[], Awaitable[R]]) -> R | None:
         """An async request in this unit: respond() runs with the unit current and Django's
         async ORM sent to its worker; then commit if the response's status is below 400, else
         roll back. None if the commit failed (the error is in self.failure)."""
         token = _current.set(self)
+        self._serving_async = True
         try:
             async with ThreadSensitiveContext(executor=self.executor):
                 response = await respond()
@@ -162,8 +199,24 @@ class UnitOfWork:
 
     async def finish(self, *, commit: bool) -> None:
         """End the transaction (commit or roll back) and give the worker back."""
-        if self.worker is not None:
+        if self.worker is None:
+            return
+        if self.in_transaction:
             await self._trip(_nothing, begin=False, end=True, commit=_always if commit else _never)
+            return
+        worker, self.worker, self.finished = self.worker, None, True  # it only read, on the loop
+        on_loop.after_reads(self, worker)
+        self.pool.release(worker)
+
+    def trusts_connection(self, worker: DatabaseWorker) -> bool:
+        """Whether this unit may use its worker's reused connection without the health check's
+        ping (a round trip): the connection reached a working server at the end of its last
+        unit and no connection was lost since (failover.connection_lost forgets every one),
+        and if it is dead after all, the pipeline replaces it and runs the request once more
+        (every trip's failure is noted, nothing outside the database was done, it is a first
+        run). A sync request (the admin's) may meet the failure in a middleware that answers
+        500 itself: it always pings."""
+        return self.may_run_again and self._serving_async and self.retryable and worker.writable_server is not None
 
     def outside_database(self) -> None:
         """The request is about to act outside the database: never run it a second time."""
@@ -183,6 +236,25 @@ class UnitOfWork:
         return await in_own_thread(fn)
 
     # -- internals --------------------------------------------------------------------------
+
+    async def _reads_on_loop(self) -> bool:
+        """With _leasing held: whether the unit reads on the event loop now (a worker leased,
+        no transaction begun, on_loop.may_read_on_loop); if so, the work before_next_trip was
+        given has run there first."""
+        if self.finished or self.in_transaction or not all(hasattr(w, "on_loop") for w in self._before_next_trip):
+            return False
+        if self.worker is None:
+            self.worker = await self._lease()
+        if not on_loop.may_read_on_loop(self, self.worker):
+            return False
+        first, self._before_next_trip = self._before_next_trip, []
+        for work in first:
+            # Work that must come first reads on the loop too: `on_loop(read)`, read(query, **values).
+            await work.on_loop(self._read_on_loop)
+        return True
+
+    async def _read_on_loop(self, query: CompiledQuery[M], /, **values: Any) -> list[M]:
+        return await on_loop.execute(self, query, values)
 
     async def _lease(self) -> DatabaseWorker:
         self.pool.units += 1  # on the event loop: the units each database served
@@ -209,10 +281,11 @@ class UnitOfWork:
         """One job on the worker; commit(result) decides the end of the transaction (default: commit)."""
         worker = self.worker
         assert worker is not None
-        done = worker.call(_step, self, fn, begin, end, commit or _always)
+        trusted = begin and self.trusts_connection(worker)
+        done = worker.call(_step, self, fn, begin, trusted, end, commit or _always)
         if not end:
             return await done
-        self.worker, self.finished = None, True
+        self.worker, self.finished, self.in_transaction = None, True, False
         # Back to the pool once the job has run, not before: a worker still busy with a
         # long commit (or one waiting for a lock) is not free, and DB_POOL_TIMEOUT must hold.
         done.add_done_callback(lambda _: self.pool.release(worker))
@@ -341,12 +414,14 @@ def _never(_: Any) -> bool:
     return False
 
 
-def _step(unit: UnitOfWork, fn: Callable[[], T], begin: bool, end: bool, commit: Callable[[T], bool]) -> T:
-    """One trip to the worker: begin the transaction if asked, run fn, end it if asked
-    (committing only if fn succeeded and commit(result) says so)."""
+def _step(
+    unit: UnitOfWork, fn: Callable[[], T], begin: bool, trusted: bool, end: bool, commit: Callable[[T], bool]
+) -> T:
+    """One trip to the worker: begin the transaction if asked (trusted: with no health check),
+    run fn, end it if asked (committing only if fn succeeded and commit(result) says so)."""
     started = time.perf_counter()
     try:
-        if begin and _begin():
+        if begin and _begin(trusted):
             unit.pool.count("reconnects")
         try:
             if begin and unit.route.on_replica:
@@ -366,6 +441,7 @@ def _step(unit: UnitOfWork, fn: Callable[[], T], begin: bool, end: bool, commit:
             unit.failure = exc
         if replace_if_lost(exc, worker_database()):  # its server is gone or no longer primary: never reused
             unit.connection_lost = True
+            unit.pool.count("reconnects")
         raise
     finally:
         unit.database_seconds += time.perf_counter() - started
@@ -375,13 +451,16 @@ def _nothing() -> None:
     pass
 
 
-def _begin() -> bool:
-    """Begin the unit's transaction; True if the health check replaced the connection."""
+def _begin(trusted: bool) -> bool:
+    """Begin the unit's transaction (trusted: on its connection as it is, no health check);
+    True if the health check replaced the connection."""
     for conn in connections.all(initialized_only=True):
         conn.queries_log.clear()
         conn.close_if_unusable_or_obsolete()  # CONN_MAX_AGE, broken connections
     database = worker_database()  # the primary, or the replica this worker's pool serves
     reused = connections[database].connection
+    if trusted:
+        connections[database].health_check_done = True  # Django's flag: no ping before the first query
     atomic = transaction.atomic(using=database, durable=True)
     atomic.__enter__()  # with CONN_HEALTH_CHECKS, pings a reused connection first
     worker_state.atomic = atomic

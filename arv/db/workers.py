@@ -140,6 +140,11 @@ class DatabaseWorker:
         self.idle_since = time.monotonic()
         # host:port of the writable server its connection reaches, as last seen (arv.db.failover).
         self.writable_server: str | None = None
+        # Its thread's Django connection to the pool's database, as of its last unit's end (for
+        # reads on the event loop while it is leased, arv.db.on_loop), and the psycopg
+        # AsyncConnection those reads use on the same PostgreSQL session.
+        self.connection: Any = None
+        self.loop_connection: Any = None
         name = f"arv-db-{number}" if pool.alias == DEFAULT_DB_ALIAS else f"arv-db-{pool.alias}-{number}"
         self.thread = threading.Thread(target=self._serve, name=name, daemon=True)
         self.thread.start()

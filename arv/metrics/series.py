@@ -74,7 +74,9 @@ DATABASE_ROLES = ("primary", "none", "standby", "skipped")
 POOL_TIMEOUTS = Counter("arv_db_pool_timeouts", "Requests that got no database worker within DB_POOL_TIMEOUT")
 CONNECTIONS_OPENED = Counter("arv_db_connections_opened", "Database connections opened by the workers")
 RECONNECTS = Counter(
-    "arv_db_reconnects", "Connections replaced because the health check (DB_HEALTH_CHECKS) found them broken"
+    "arv_db_reconnects",
+    "Connections replaced because they were found broken or no longer on the primary, by the health check "
+    "(DB_HEALTH_CHECKS) or by a request's query",
 )
 UNAVAILABLE = Counter(
     "arv_http_unavailable_responses",

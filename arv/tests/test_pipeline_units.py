@@ -19,6 +19,7 @@ from django.db import connection
 from arv.auth.tokens import token_issue
 from companies.models import Company
 from testing.admin import ADMIN_USERNAME, log_in
+from testing.clusters import wait_for
 from testing.postgres import PeakBackends
 
 pytestmark = [
@@ -196,6 +197,9 @@ def test_no_request_gets_a_thread_of_its_own(start_server, superuser, token, mak
         assert browser.get("/admin/companies/company/").status_code == 200
         assert api.get(f"/api/companies/{company.id}").status_code == 200
         assert api.get("/api/companies/999999").status_code == 404  # a 4xx is logged on a thread pool
+    # The pool keeper's warm-up has opened the pool's workers (within DB_WARMUP_SECONDS): from
+    # here on, any new thread is one a request made.
+    wait_for(lambda: api.get("/api/health/ready").status_code == 200, "the pool to be warm")
     before = threads()
     for n in range(20):
         assert browser.get(f"/admin/companies/company/{company.id}/change/").status_code == 200
