@@ -29,7 +29,9 @@ CompanyId = Path[ObjectId]
 
 @router.get("", response=answers(CompanyPageOut))
 async def company_list(request: HttpRequest, filters: Query[CompanyListQuery]):
-    return await finish_db(CompanyPageOut, selectors.company_list, user=request.auth, **filters.dict())
+    return await answer_reads(
+        CompanyPageOut, selectors.company_list_read, selectors.company_list, user=request.auth, **filters.dict()
+    )
 
 
 @router.post("", response=answers({201: CompanyOut}))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
@@ -13,7 +14,7 @@ from django.http import Http404
 
 from arv.auth.permissions import require_session
 from arv.db.on_loop import read
-from arv.db.queries import CompiledQuery, page_of, plan_for_each_search
+from arv.db.queries import CompiledCount, CompiledQuery, page_of, plan_for_each_search
 from companies.access import companies_visible_to, sees_every_company
 from companies.models import Company
 from storage.models import StorageFolder
@@ -79,7 +80,59 @@ def _page_query(*, staff: bool, searching: bool, is_active: bool | None) -> Comp
         parameters["user_id"] = int
     if searching:
         parameters["term"] = str
-    return CompiledQuery(page, **parameters)
+    return CompiledQuery(page, custom_plans=searching, **parameters)
+
+
+@functools.cache
+def _count_query(*, staff: bool, searching: bool, is_active: bool | None) -> CompiledCount:
+    """How many companies a list request names, compiled once per shape as the page is (staff
+    without filters: the counter table, companies.models.CompanyQuerySet.count)."""
+
+    def listed(user_id: int | None = None, term: str | None = None) -> QuerySet[Company]:
+        return _listed(_stand_in_caller(user_id), Value(term) if searching else None, is_active)
+
+    parameters: dict[str, type] = {} if staff else {"user_id": int}
+    if searching:
+        parameters["term"] = str
+    return CompiledCount(listed, custom_plans=searching, **parameters)
+
+
+@dataclass
+class _ListRequest:
+    """What a list request reads, the same on the worker and on the event loop: its page's query
+    and values, then (unless the page shows it) its count's."""
+
+    page: int
+    page_size: int
+    page_query: CompiledQuery[Company]
+    count_query: CompiledCount
+    values: dict[str, Any]
+
+    @classmethod
+    def of(cls, user: AbstractBaseUser, page: int, page_size: int, search: str, is_active: bool | None) -> _ListRequest:
+        every = sees_every_company(user)
+        shape = {"staff": every, "searching": bool(search), "is_active": is_active}
+        values = {"start": (page - 1) * page_size, "size": page_size, "user_id": None if every else user.pk}
+        values["term"] = search
+        return cls(page, page_size, _page_query(**shape), _count_query(**shape), values)
+
+    def page_values(self) -> dict[str, Any]:
+        return {name: self.values[name] for name in self.page_query.parameters}
+
+    def count_values(self) -> dict[str, Any]:
+        return {name: self.values[name] for name in self.count_query.parameters}
+
+    def known_total(self, items: list[Company]) -> int | None:
+        """The total without counting, when the page shows it: the last page holds the rows after
+        the ones before it (a full page, or one past the end, must count)."""
+        offset = self.values["start"]
+        if len(items) < self.page_size and (items or offset == 0):
+            return offset + len(items)
+        return None
+
+    def answer(self, items: list[Company], total: int) -> CompanyPage:
+        pages = -(-total // self.page_size)
+        return CompanyPage(items=items, total=total, page=self.page, page_size=self.page_size, total_pages=pages)
 
 
 def company_list(
@@ -87,16 +140,25 @@ def company_list(
 ) -> CompanyPage:
     if search:
         plan_for_each_search()
-    offset = (page - 1) * page_size
-    every = sees_every_company(user)
-    query = _page_query(staff=every, searching=bool(search), is_active=is_active)
-    values = {"start": offset, "size": page_size, "user_id": None if every else user.pk, "term": search}
-    items = query.run(**{name: values[name] for name in query.parameters})
-    if len(items) < page_size and (items or offset == 0):
-        total = offset + len(items)  # the last page: the rows before it and on it are all there are
-    else:
-        total = _listed(user, search, is_active).count()  # a full page, or one past the end
-    return CompanyPage(items=items, total=total, page=page, page_size=page_size, total_pages=-(-total // page_size))
+    listing = _ListRequest.of(user, page, page_size, search, is_active)
+    items = listing.page_query.run(**listing.page_values())
+    total = listing.known_total(items)
+    if total is None:
+        total = listing.count_query.run(**listing.count_values())
+    return listing.answer(items, total)
+
+
+async def company_list_read(
+    *, user: AbstractBaseUser, page: int, page_size: int, search: str = "", is_active: bool | None = None
+) -> CompanyPage:
+    """company_list for an async view: read on the event loop where it may (arv.db.on_loop; a
+    search's statements are planned for their terms, never prepared, as plan_for_each_search does)."""
+    listing = _ListRequest.of(user, page, page_size, search, is_active)
+    items = await read(listing.page_query, **listing.page_values())
+    total = listing.known_total(items)
+    if total is None:
+        total = await read(listing.count_query, **listing.count_values())
+    return listing.answer(items, total)
 
 
 def _visible_company(company_id: int, user_id: int | None = None) -> QuerySet[Company]:

@@ -45,9 +45,10 @@ if TYPE_CHECKING:
 M = TypeVar("M")
 
 
-async def read(query: CompiledQuery[M], /, **values: Any) -> list[M]:
-    """The query's rows for these values, in the current request's unit of work: on the event
-    loop before its transaction began (where it may), else on its worker, in the transaction."""
+async def read(query: CompiledQuery[Any], /, **values: Any) -> Any:
+    """The query's rows (a CompiledCount's count) for these values, in the current request's unit
+    of work: on the event loop before its transaction began (where it may), else on its worker,
+    in the transaction."""
     from arv.db.transaction import current_unit
 
     return await current_unit().read(query, values)
@@ -71,7 +72,7 @@ def may_read_on_loop(unit: UnitOfWork, worker: DatabaseWorker) -> bool:
     return not route.on_replica or route.replayed()
 
 
-async def execute(unit: UnitOfWork, query: CompiledQuery[M], values: dict[str, Any]) -> list[M]:
+async def execute(unit: UnitOfWork, query: CompiledQuery[Any], values: dict[str, Any]) -> Any:
     """Run query on the unit's leased worker's session, on the event loop (may_read_on_loop held).
     A database error is noted on the unit as a trip's would be (the pipeline decides what it
     means); a connection found lost is never reused."""
@@ -85,7 +86,7 @@ async def execute(unit: UnitOfWork, query: CompiledQuery[M], values: dict[str, A
     try:
         with wrapper.wrap_database_errors:  # psycopg's errors as Django's, as on the worker
             cursor = _loop_connection(worker).cursor()
-            await cursor.execute(compiled.sql, compiled.bind(values))
+            await cursor.execute(compiled.sql, compiled.bind(values), prepare=False if compiled.custom_plans else None)
             rows = await cursor.fetchall()
     except DATABASE_ERRORS as exc:
         unit.failure = unit.failure or exc
@@ -100,7 +101,7 @@ async def execute(unit: UnitOfWork, query: CompiledQuery[M], values: dict[str, A
         raise
     finally:
         unit.database_seconds += time.perf_counter() - started
-    return compiled.objects(rows, wrapper)
+    return compiled.answer(rows, wrapper)
 
 
 def after_reads(unit: UnitOfWork, worker: DatabaseWorker) -> None:

@@ -93,10 +93,13 @@ class CompiledQuery(Generic[M]):
                               start=int, size=int)
     """
 
-    def __init__(self, build: Callable[..., QuerySet[M]], **parameters: type) -> None:
+    def __init__(self, build: Callable[..., QuerySet[M]], *, custom_plans: bool = False, **parameters: type) -> None:
         self.build = build
         self.parameters = parameters
-        self._compiled: dict[str, _Compiled[M]] = {}  # per database alias
+        # Planned for its actual values each time, never prepared (plan_for_each_search says why):
+        # on the worker the caller asks for that; a read on the event loop asks psycopg not to prepare it.
+        self.custom_plans = custom_plans
+        self._compiled: dict[str, Any] = {}  # per database alias
 
     def run(self, using: str | None = None, **values: Any) -> list[M]:
         """The rows for these values, from `using` (default: the database this worker serves)."""
@@ -107,31 +110,110 @@ class CompiledQuery(Generic[M]):
         compiling may ask the connection, such as for the server's version)."""
         compiled = self._compiled.get(using)
         if compiled is None:
-            compiled = self._compiled[using] = _Compiled(self, using)
+            compiled = self._compiled[using] = self._compile(using)
         return compiled
+
+    def _compile(self, using: str) -> Any:
+        return _Compiled(self, using)
 
     def compiled_for(self, using: str) -> _Compiled[M] | None:
         """Its SQL for that database, if compiled already."""
         return self._compiled.get(using)
 
 
-class _Compiled(Generic[M]):
+class CompiledCount(CompiledQuery[Any]):
+    """queryset.count() compiled once, the same way: run(**values) is the count (an int).
+
+    The SQL is the one Django sends for build(**placeholders).count(), captured on its first
+    run (with the stand-in values) on a worker; Company's count() of the whole table included
+    (its counter table, companies.models)."""
+
+    def run(self, using: str | None = None, **values: Any) -> int:  # type: ignore[override]
+        return self.compile_for(using or worker_database()).run(values)
+
+    def _compile(self, using: str) -> _CompiledCount:
+        return _CompiledCount(self, using)
+
+
+def _stand_ins(query: CompiledQuery[Any]) -> dict[str, Any]:
+    return {name: _stand_in(name, kind, n) for n, (name, kind) in enumerate(query.parameters.items())}
+
+
+def _slots(params: list[Any], stand_ins: dict[str, Any]) -> dict[str, list[int]]:
+    """Where each parameter goes in the SQL's parameter list (a value may be used twice)."""
+    slots = {
+        name: [i for i, p in enumerate(params) if (p.name == name if isinstance(p, _WrittenInt) else p == value)]
+        for name, value in stand_ins.items()
+    }
+    unused = [name for name, found in slots.items() if not found]
+    if unused:
+        raise ValueError(f"CompiledQuery: the queryset does not use {', '.join(unused)}")
+    return slots
+
+
+class _CompiledStatement:
+    """One statement with its parameters' places: what runs on a worker or on the event loop."""
+
+    sql: str
+    params: list[Any] | None
+    slots: dict[str, list[int]]
+    custom_plans: bool
+    using: str
+
+    def bind(self, values: dict[str, Any]) -> list[Any] | None:
+        """The SQL's parameter list for these values."""
+        if self.params is None:
+            return None
+        params = self.params.copy()
+        for name, slots in self.slots.items():
+            for i in slots:
+                params[i] = values[name]
+        return params
+
+    def run(self, values: dict[str, Any]) -> Any:
+        connection = connections[self.using]  # this thread's
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql, self.bind(values))
+            return self.answer(cursor.fetchall(), connection)
+
+    def answer(self, rows: list[tuple[Any, ...]], connection: Any) -> Any:
+        raise NotImplementedError
+
+
+class _CompiledCount(_CompiledStatement):
+    def __init__(self, query: CompiledCount, using: str) -> None:
+        stand_ins = _stand_ins(query)
+        statements: list[tuple[str, Any]] = []
+
+        def capture(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
+            statements.append((sql, params))
+            return execute(sql, params, many, context)
+
+        with connections[using].execute_wrapper(capture):
+            query.build(**stand_ins).count()
+        if len(statements) != 1:
+            raise ValueError(f"CompiledCount: the count ran {len(statements)} statements, not one")
+        self.sql, params = statements[0]
+        self.params = None if params is None else list(params)
+        self.slots = _slots(self.params or [], stand_ins)
+        self.custom_plans = query.custom_plans
+        self.using = using
+
+    def answer(self, rows: list[tuple[Any, ...]], connection: Any) -> int:
+        return int(rows[0][0])
+
+
+class _Compiled(_CompiledStatement, Generic[M]):
     def __init__(self, query: CompiledQuery[M], using: str) -> None:
-        stand_ins = {name: _stand_in(name, kind, n) for n, (name, kind) in enumerate(query.parameters.items())}
+        stand_ins = _stand_ins(query)
         queryset = query.build(**stand_ins)
         compiler = queryset.query.get_compiler(using=using)
         sql, params = compiler.as_sql()
         written = {value: name for name, value in stand_ins.items() if type(value) is int and value not in params}
         self.sql, params = _bind_written_ints(sql, list(params), written) if written else (sql, list(params))
         self.params = [None if isinstance(p, _WrittenInt) else p for p in params]
-        # Where each parameter goes in the SQL's parameter list (a value may be used twice).
-        self.slots = {
-            name: [i for i, p in enumerate(params) if (p.name == name if isinstance(p, _WrittenInt) else p == value)]
-            for name, value in stand_ins.items()
-        }
-        unused = [name for name, slots in self.slots.items() if not slots]
-        if unused:
-            raise ValueError(f"CompiledQuery: the queryset does not use {', '.join(unused)}")
+        self.slots = _slots(params, stand_ins)
+        self.custom_plans = query.custom_plans
         klass_info = compiler.klass_info
         if queryset._iterable_class.__name__ != "ModelIterable" or klass_info.get("related_klass_infos"):
             raise ValueError("CompiledQuery: only plain model querysets (no values(), no select_related)")
@@ -143,21 +225,7 @@ class _Compiled(Generic[M]):
         self.annotations = list(compiler.annotation_col_map.items())
         self.converters = compiler.get_converters([column[0] for column in compiler.select])
 
-    def run(self, values: dict[str, Any]) -> list[M]:
-        connection = connections[self.using]  # this thread's
-        with connection.cursor() as cursor:
-            cursor.execute(self.sql, self.bind(values))
-            return self.objects(cursor.fetchall(), connection)
-
-    def bind(self, values: dict[str, Any]) -> list[Any]:
-        """The SQL's parameter list for these values."""
-        params = self.params.copy()
-        for name, slots in self.slots.items():
-            for i in slots:
-                params[i] = values[name]
-        return params
-
-    def objects(self, rows: list[tuple[Any, ...]], connection: Any) -> list[M]:
+    def answer(self, rows: list[tuple[Any, ...]], connection: Any) -> list[M]:
         """Model instances from the rows, as the ORM makes them (connection: the Django
         connection that ran the query, for the fields' converters)."""
         if self.converters:

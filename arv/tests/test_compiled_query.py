@@ -3,7 +3,7 @@
 import pytest
 from django.db.models import Q, Value
 
-from arv.db.queries import CompiledQuery
+from arv.db.queries import CompiledCount, CompiledQuery
 from companies.models import Company
 from companies.selectors import with_folders_count
 from storage.models import StorageFolder
@@ -76,3 +76,20 @@ def test_int_parameters_may_bound_a_slice_and_a_pattern_is_escaped_by_the_sql(ma
     ]:
         assert [c.pk for c in query.run(start=start, size=size, term=term)] == [c.pk for c in orm(start, size, term)]
     assert [c.name for c in query.run(start=0, size=5, term="%")] == ["100% pure"]  # a literal %, not "anything"
+
+
+def test_a_compiled_count_counts_as_the_orm_does(make_company):
+    for name in ("Alpha One", "Alpha Two", "Beta"):
+        make_company(name)
+    by_term = CompiledCount(lambda term: Company.objects.filter(name__icontains=Value(term)), term=str)
+    every = CompiledCount(lambda: Company.objects.all())  # the counter table's sum (companies.models)
+    for term in ("alpha", "beta", "gamma", "%", "alpha"):
+        assert by_term.run(term=term) == Company.objects.filter(name__icontains=term).count()
+    assert every.run() == Company.objects.count() == 3
+    make_company("Gamma")
+    assert every.run() == 4  # compiled once, counted every time
+
+
+def test_a_count_is_refused_if_it_does_not_use_its_parameters():
+    with pytest.raises(ValueError, match="does not use"):
+        CompiledCount(lambda term: Company.objects.all(), term=str).run(term="x")
