@@ -95,7 +95,7 @@ class PoolSettings:
     echo: bool
     idle_in_transaction_timeout_ms: int = 0
     pgbouncer: bool = False
-    running_jobs: int = 2
+    running_jobs: int = 8
     warmup_seconds: float = 2.0
 
     @property
@@ -158,7 +158,7 @@ def pool_settings_from_env() -> PoolSettings:
         idle_in_transaction_timeout_ms=idle_timeout,
         echo=env_bool("DB_ECHO", False),
         pgbouncer=pgbouncer,
-        running_jobs=env_number(renamed("DB_RUNNING_JOBS"), 2),
+        running_jobs=env_number(renamed("DB_RUNNING_JOBS"), 8),
         warmup_seconds=env_number("DB_WARMUP_SECONDS", 2.0, integer=False),
     )
 

@@ -19,10 +19,16 @@ Leased is not running: at most DB_RUNNING_JOBS workers run a job at once, the
 others' jobs wait their turn in order. Every worker thread needs Python's GIL,
 as does the event loop; thirty threads woken together spend more CPU handing
 the GIL around (futex calls in the kernel) than working. Measured on 2 cores
-with the detail endpoint at 32 connections (bench/): no limit ~380 requests/s
-and 1.0 ms of system CPU per request; 2 at once ~510 requests/s and 0.4 ms. A
-job that waited ACTIVE_WAIT_SECONDS runs anyway, so a job that holds its turn
-while it waits for a row lock cannot stall the commit that would release it.
+with the detail endpoint at 32 connections (bench/), when its reads still ran on
+the workers: no limit ~380 requests/s and 1.0 ms of system CPU per request; 2 at
+once ~510 requests/s and 0.4 ms. Since the API's reads run on the event loop
+(arv.db.on_loop), the workers mostly write, and a write mostly waits on PostgreSQL
+holding its turn: the default is 8 (creates at 32 connections: 2 at once 350-378
+requests/s, 4 at once 371-393, 8 at once 389-418; 512 against 612 at 2 processes;
+reads unchanged). Giving the turn back during each statement instead cost more in
+threads waking each other than it saved (creates 340 vs 378 requests/s). A job
+that waited ACTIVE_WAIT_SECONDS runs anyway, so a job that holds its turn while it
+waits for a row lock cannot stall the commit that would release it.
 
 A turn is for using the GIL, not for waiting on the database: a job gives its turn
 back (give_back_turn()) before a COMMIT, which waits for PostgreSQL to flush the WAL

@@ -55,7 +55,7 @@ def test_pool_settings_have_the_documented_defaults(monkeypatch):
         3600,
     )
     assert pool.health_checks is True and pool.echo is False
-    assert pool.running_jobs == 2
+    assert pool.running_jobs == 8
 
 
 def test_postgres_url_maps_to_django_settings(monkeypatch, tmp_path):
