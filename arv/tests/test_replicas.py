@@ -145,16 +145,22 @@ def test_a_client_that_sends_its_position_back_never_reads_before_its_write(arv)
     assert control is not None and control.startswith("404")
 
 
+def read_your_writes(server, client, prefix: str, pairs: int = 200) -> tuple[list[str], float, float]:
+    """`pairs` write-then-read pairs in threads: (the stale reads, the reads begun on the replica,
+    how many of those found it behind and ran again on the primary)."""
+    before = units_by_database(server)
+    stale = [outcome for outcome in in_threads(pairs, lambda i: write_then_read(client, f"{prefix} {i}")) if outcome]
+    after = units_by_database(server)
+    began_on_replica = after.get("replica_1", 0) - before.get("replica_1", 0)
+    rerun = after.get("default", 0) - before.get("default", 0) - pairs  # the writes ran on the primary
+    return stale, began_on_replica, rerun
+
+
 def test_with_a_delayed_replica_reads_wait_for_it_or_go_to_the_primary(arv):
     # Replay delayed by 200 ms: a read sent right after its write finds the replica behind.
     server = arv.start(DB_REPLICA_MAX_LAG="3600", DB_REPLICA_WAIT_MS="50")
     arv.standby.set_apply_delay(200)
-    client = arv.client(server)
-    before = units_by_database(server)
-    stale = [outcome for outcome in in_threads(200, lambda i: write_then_read(client, f"Delayed {i}")) if outcome]
-    after = units_by_database(server)
-    began_on_replica = after.get("replica_1", 0) - before.get("replica_1", 0)
-    rerun = after.get("default", 0) - before.get("default", 0) - 200  # the 200 writes ran on the primary
+    stale, began_on_replica, rerun = read_your_writes(server, arv.client(server), "Delayed")
     print(
         f"\nread-your-writes, replay delayed 200 ms, DB_REPLICA_WAIT_MS=50: 200 pairs, {len(stale)} stale reads; "
         f"reads begun on the replica {began_on_replica:.0f}, of which {rerun:.0f} found it behind and read the primary"
@@ -348,12 +354,7 @@ def test_a_position_that_is_not_one_is_a_clear_400(arv):
 @pytest.mark.parametrize("wait_ms", ["0", "20"])
 def test_with_replay_running_a_writer_reads_from_the_replica_once_it_has_replayed(arv, wait_ms):
     server = arv.start(DB_REPLICA_WAIT_MS=wait_ms)
-    client = arv.client(server)
-    before = units_by_database(server)
-    stale = [outcome for outcome in in_threads(200, lambda i: write_then_read(client, f"Running {i}")) if outcome]
-    after = units_by_database(server)
-    began_on_replica = after.get("replica_1", 0) - before.get("replica_1", 0)
-    rerun = after.get("default", 0) - before.get("default", 0) - 200  # the 200 writes ran on the primary
+    stale, began_on_replica, rerun = read_your_writes(server, arv.client(server), "Running")
     print(
         f"\nreplay running, DB_REPLICA_WAIT_MS={wait_ms}: 200 write-then-read pairs, {len(stale)} stale; reads "
         f"served by the replica {began_on_replica - rerun:.0f}, by the primary {rerun:.0f} (the replica had not "
