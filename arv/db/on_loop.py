@@ -29,7 +29,7 @@ Otherwise the same read is a trip to the worker, in the unit's transaction, as a
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg.pq import TransactionStatus
@@ -41,8 +41,6 @@ if TYPE_CHECKING:
     from arv.db.queries import CompiledQuery
     from arv.db.transaction import UnitOfWork
     from arv.db.workers import DatabaseWorker
-
-M = TypeVar("M")
 
 
 async def read(query: CompiledQuery[Any], /, **values: Any) -> Any:

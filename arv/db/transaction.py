@@ -72,7 +72,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 R = TypeVar("R")
-M = TypeVar("M")
 
 _current: ContextVar[UnitOfWork | None] = ContextVar("arv_unit_of_work", default=None)
 
@@ -153,9 +152,9 @@ class UnitOfWork:
                     return await self._trip(fn, begin=True, end=last)
         return await self._trip(fn, begin=False, end=last)
 
-    async def read(self, query: CompiledQuery[M], values: dict[str, Any]) -> list[M]:
-        """query's rows for values: on the event loop if the transaction has not begun and it
-        may (arv.db.on_loop), else a trip to the worker, in the transaction."""
+    async def read(self, query: CompiledQuery[Any], values: dict[str, Any]) -> Any:
+        """query's rows (a CompiledCount's count) for values: on the event loop if the transaction
+        has not begun and it may (arv.db.on_loop), else a trip to the worker, in the transaction."""
         async with self._leasing:  # no trip begins meanwhile: they would share the session
             if await self._reads_on_loop():
                 return await on_loop.execute(self, query, values)
@@ -253,7 +252,7 @@ class UnitOfWork:
             await work.on_loop(self._read_on_loop)
         return True
 
-    async def _read_on_loop(self, query: CompiledQuery[M], /, **values: Any) -> list[M]:
+    async def _read_on_loop(self, query: CompiledQuery[Any], /, **values: Any) -> Any:
         return await on_loop.execute(self, query, values)
 
     async def _lease(self) -> DatabaseWorker:
