@@ -116,11 +116,9 @@ class _ListRequest:
         values["term"] = search
         return cls(page, page_size, _page_query(**shape), _count_query(**shape), values)
 
-    def page_values(self) -> dict[str, Any]:
-        return {name: self.values[name] for name in self.page_query.parameters}
-
-    def count_values(self) -> dict[str, Any]:
-        return {name: self.values[name] for name in self.count_query.parameters}
+    def values_for(self, query: CompiledQuery[Any]) -> dict[str, Any]:
+        """The values of the parameters `query` takes."""
+        return {name: self.values[name] for name in query.parameters}
 
     def known_total(self, items: list[Company]) -> int | None:
         """The total without counting, when the page shows it: the last page holds the rows after
@@ -141,10 +139,10 @@ def company_list(
     if search:
         plan_for_each_search()
     listing = _ListRequest.of(user, page, page_size, search, is_active)
-    items = listing.page_query.run(**listing.page_values())
+    items = listing.page_query.run(**listing.values_for(listing.page_query))
     total = listing.known_total(items)
     if total is None:
-        total = listing.count_query.run(**listing.count_values())
+        total = listing.count_query.run(**listing.values_for(listing.count_query))
     return listing.answer(items, total)
 
 
@@ -154,10 +152,10 @@ async def company_list_read(
     """company_list for an async view: read on the event loop where it may (arv.db.on_loop; a
     search's statements are planned for their terms, never prepared, as plan_for_each_search does)."""
     listing = _ListRequest.of(user, page, page_size, search, is_active)
-    items = await read(listing.page_query, **listing.page_values())
+    items = await read(listing.page_query, **listing.values_for(listing.page_query))
     total = listing.known_total(items)
     if total is None:
-        total = await read(listing.count_query, **listing.count_values())
+        total = await read(listing.count_query, **listing.values_for(listing.count_query))
     return listing.answer(items, total)
 
 

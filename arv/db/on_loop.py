@@ -35,7 +35,7 @@ import psycopg
 from psycopg.pq import TransactionStatus
 
 from arv.db.errors import DATABASE_ERRORS
-from arv.db.failover import reaches_writable, replace_if_lost
+from arv.db.failover import reaches_writable
 
 if TYPE_CHECKING:
     from arv.db.queries import CompiledQuery
@@ -87,10 +87,7 @@ async def execute(unit: UnitOfWork, query: CompiledQuery[Any], values: dict[str,
             await cursor.execute(compiled.sql, compiled.bind(values), prepare=False if compiled.custom_plans else None)
             rows = await cursor.fetchall()
     except DATABASE_ERRORS as exc:
-        unit.failure = unit.failure or exc
-        if replace_if_lost(exc, wrapper=wrapper, worker=worker):
-            unit.connection_lost = True
-            unit.pool.count("reconnects")
+        unit.note_failure(exc, wrapper, worker)
         raise
     except BaseException:
         # Cut off mid-query (cancelled): the session's state is unknown, the worker replaces it.

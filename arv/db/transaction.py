@@ -217,6 +217,16 @@ class UnitOfWork:
         500 itself: it always pings."""
         return self.may_run_again and self._serving_async and self.retryable and worker.writable_server is not None
 
+    def note_failure(self, exc: BaseException, wrapper: Any, worker: DatabaseWorker | None = None) -> None:
+        """A database error its work raised on `wrapper` (a Django connection of the worker's),
+        on the worker or on the event loop: the first one is the unit's failure (the pipeline
+        decides what it means), and a connection whose server is gone or no longer the primary
+        is never reused (counted as a reconnect; the request may run once more)."""
+        self.failure = self.failure or exc
+        if replace_if_lost(exc, wrapper=wrapper, worker=worker):
+            self.connection_lost = True
+            self.pool.count("reconnects")
+
     def outside_database(self) -> None:
         """The request is about to act outside the database: never run it a second time."""
         self.retryable = False
@@ -436,11 +446,7 @@ def _step(
                 unit.read_after = replicas.position_after_commit() or unit.read_after
         return result
     except DATABASE_ERRORS as exc:
-        if unit.failure is None:
-            unit.failure = exc
-        if replace_if_lost(exc, worker_database()):  # its server is gone or no longer primary: never reused
-            unit.connection_lost = True
-            unit.pool.count("reconnects")
+        unit.note_failure(exc, connections[worker_database()])
         raise
     finally:
         unit.database_seconds += time.perf_counter() - started
