@@ -8,8 +8,8 @@ from companies.models import Company
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-# An address pydantic's EmailStr accepts and Django's EmailValidator (the model's, the admin's)
-# refuses: a one-letter top-level domain.
+# An address the model's EmailValidator (the admin's too) refuses, shaped like one the schema
+# lets through: a one-letter top-level domain.
 ADMIN_REFUSES = "someone@example.c"
 
 
