@@ -7,7 +7,7 @@ from ninja import Schema
 from pydantic import AfterValidator, Field
 
 from arv.db.storable import MAX_INT
-from arv.web.schemas import Count, InputSchema, JsonObject, ObjectId, OutputSchema, text
+from arv.web.schemas import Count, InputSchema, JsonObject, ObjectId, OutputSchema, Timestamp, text
 from storage.fields import nfkc
 from storage.schemas import Name, StoragePath
 
@@ -68,7 +68,7 @@ class CompanyFields(InputSchema):
     storage_quota_gb: Count = None
     projects_limit: Count = None
     is_active: bool = None
-    subscription_expires_at: datetime | None = None
+    subscription_expires_at: Timestamp | None = None
     notes: text(100_000) | None = None
     metadata: JsonObject = None
 

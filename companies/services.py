@@ -48,7 +48,11 @@ def company_create(*, user: AbstractBaseUser, name: str, **fields: Any) -> Compa
     company = Company(name=name, slug=company_slug(name), **fields)
     full_clean(company, exclude=CHECKED_ELSEWHERE)
     company.save(force_insert=True)
-    return company_get(user=user, company_id=company.pk)
+    # The answer is the saved instance, not a second query: full_clean left every field as stored
+    # (NFKC names, canonical paths, timestamps in UTC: arv.web.schemas.Timestamp), and a new
+    # company has no folders yet.
+    company.folders_count = 0
+    return company
 
 
 @transaction.atomic(savepoint=False)

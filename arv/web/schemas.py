@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 from ninja import Schema, Status
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
@@ -20,6 +22,13 @@ def text(max_length: int, min_length: int = 0) -> Any:
     ]
 
 
+def in_utc(value: datetime) -> datetime:
+    # As PostgreSQL gives it back: in UTC, a time without an offset read in Django's TIME_ZONE
+    # (as a DateTimeField saves it), so an answer built from the saved instance reads as the row.
+    return (value if timezone.is_aware(value) else timezone.make_aware(value)).astimezone(UTC)
+
+
+Timestamp = Annotated[datetime, AfterValidator(in_utc)]
 JsonObject = Annotated[dict[str, Any], AfterValidator(postgres_storable)]
 ObjectId = Annotated[int, Field(ge=1, le=MAX_BIGINT)]
 Count = Annotated[int, Field(ge=0, le=MAX_INT)]

@@ -45,6 +45,30 @@ def test_create_returns_the_company_with_a_derived_slug(staff):
     assert Company.objects.filter(slug="acme-films").exists()
 
 
+@pytest.mark.parametrize(
+    "expires, stored",
+    [
+        ("2030-01-01T02:00:00+02:00", "2030-01-01T00:00:00+00:00"),  # another offset: the same instant, in UTC
+        ("2030-01-01T00:00:00", "2030-01-01T00:00:00+00:00"),  # no offset: read in TIME_ZONE (UTC), as Django saves it
+    ],
+)
+def test_create_answers_the_company_as_a_read_of_it_does(staff, expires, stored):
+    """The create's answer is built from the saved instance (no second query): it must say what
+    the row says, for every value the model or PostgreSQL normalises."""
+    body = {
+        "name": "\uff21cme  Films",  # fullwidth A: stored NFKC
+        "contact_email": " ops@acme.example ",
+        "storage_path": "media//acme/",
+        "subscription_expires_at": expires,
+        "metadata": {"b": 1, "a": {"y": [1, 2.5], "x": None}},
+    }
+    created = staff.post("/api/companies", json=body)
+    assert created.status_code == 201, created.text
+    answer = created.json()
+    assert answer["subscription_expires_at"] == stored
+    assert answer == staff.get(f"/api/companies/{answer['id']}").json()
+
+
 def test_create_with_a_name_taken_ignoring_case_is_409(staff, make_company):
     make_company("Acme")
     response = staff.post("/api/companies", json={"name": "ACME"})
