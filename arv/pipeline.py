@@ -33,11 +33,11 @@
                            latency and their units' database time (arv.metrics.series);
                            a line in the access log if on.
 
-The lifespan protocol (which Django does not speak) checks the connection budget
-at start-up, starts the pool keeper (arv.db.readiness: opens the pool's connections
-before /api/health/ready says ready, then keeps them checked) and, with metrics on,
-samples the pool's figures and counts into its series every second; it closes every
-database connection at shutdown.
+The lifespan protocol (which Django does not speak) checks the event loop (arv.event_loop)
+and the connection budget at start-up, starts the pool keeper (arv.db.readiness: opens the
+pool's connections before /api/health/ready says ready, then keeps them checked) and, with
+metrics on, samples the pool's figures and counts into its series every second; it closes
+every database connection at shutdown.
 
 Invariant: in a server process, a database connection is only ever opened on a
 database worker (guard_connections), so the bound DB_POOL_SIZE + DB_MAX_OVERFLOW
@@ -75,6 +75,7 @@ from arv.db.failover import replace_if_lost
 from arv.db.readiness import start_keeper
 from arv.db.transaction import ClientDisconnected, UnitOfWork, current_unit
 from arv.db.workers import close_pool, get_pool, in_database_worker
+from arv.event_loop import check_event_loop
 from arv.logs import request_id, request_id_from
 from arv.metrics import endpoint as metrics
 from arv.metrics.series import observe_request, observe_unit
@@ -231,6 +232,7 @@ class Pipeline:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                check_event_loop()
                 await check_connection_budget()
                 keeper = start_keeper()  # opens the pool's connections, then keeps them checked
                 if replicas.enabled():

@@ -329,6 +329,12 @@ class Checkout:
         return cls(name, target, root, str(root / ".venv" / "bin" / "python"), str(root / ".venv" / "bin" / "uvicorn"))
 
     @property
+    def uvicorn_options(self) -> list[str]:
+        """What its README serves it with: the event loop ARV is measured on (arv.event_loop),
+        if this checkout has it (a baseline from before runs on uvicorn's default)."""
+        return ["--loop", "arv.event_loop:EventLoop"] if (self.root / "arv" / "event_loop.py").exists() else []
+
+    @property
     def static_root(self) -> Path:
         # Outside the checkout: the bench writes nothing into a work tree.
         return Path("/tmp") / f"arv-bench-static-{self.target}"
@@ -741,7 +747,7 @@ class Bench:
         port = free_port()
         return self.start_server(
             f"{checkout.target}-{app.split(':')[0].replace('.', '_')}-w{workers}",
-            self.uvicorn_argv(app, port, workers, uvicorn=checkout.uvicorn),
+            self.uvicorn_argv(app, port, workers, checkout.uvicorn_options, uvicorn=checkout.uvicorn),
             self.arv_env(workers, checkout),
             checkout.root,
             ready,
@@ -1157,7 +1163,8 @@ def render_markdown(data: dict[str, Any]) -> str:
         f"{s['folders_each']} folders"
         + (f", list and admin pages among the first {s['pages_cap']}" if s.get("pages_cap") else "")
         + (f"; peer: {s['peer_companies']:,} companies (no folders)" if s["peer_companies"] else "")
-        + ". ARV: uvicorn `--no-access-log`, DB_POOL_SIZE 20 + DB_MAX_OVERFLOW 10 per process"
+        + ". ARV: uvicorn `--no-access-log --loop arv.event_loop:EventLoop` (its README's), "
+        + "DB_POOL_SIZE 20 + DB_MAX_OVERFLOW 10 per process"
         + (f" ({', '.join(s['arv_env'])})" if s.get("arv_env") else "")
         + ". "
         + (
@@ -1427,7 +1434,7 @@ def versus(other: str, keys: list[str], pairs: list[tuple[list[Any], dict[str, A
 AREAS = [
     # (area, regex on a frame "function (file)"); the first frame from the leaf up that matches decides
     ("DB worker thread idle (waiting for a job)", r"^DatabaseWorker\._serve \("),
-    ("event loop in C (uvloop: polling, socket I/O)", r"^Runner\.run \(asyncio"),
+    ("event loop in C (uvloop: polling, socket I/O)", r"^Runner\.run \(asyncio"),  # asyncio's own: last row
     ("psycopg: round trips to PostgreSQL, wire protocol", r"psycopg[/\\]|psycopg_binary|psycopg_c"),
     (
         "Django ORM: building and compiling SQL",

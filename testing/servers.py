@@ -17,6 +17,8 @@ import httpx
 import uvicorn
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
+# The event loop the README serves ARV on (uvicorn's --loop).
+EVENT_LOOP = "arv.event_loop:EventLoop"
 
 
 def in_fresh_django(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -64,7 +66,9 @@ def uvicorn_in_thread() -> Iterator[str]:
     application = Pipeline(guard_connections=False)
 
     port = free_port()
-    config = uvicorn.Config(application, host="127.0.0.1", port=port, lifespan="on", log_level="warning")
+    config = uvicorn.Config(
+        application, host="127.0.0.1", port=port, lifespan="on", log_level="warning", loop=EVENT_LOOP
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()
@@ -102,6 +106,8 @@ class UvicornProcess:
                 "--workers",
                 str(workers),
                 "--no-access-log",
+                "--loop",
+                EVENT_LOOP,
                 "--timeout-graceful-shutdown",
                 "20",
                 *args,

@@ -25,10 +25,12 @@ once ~510 requests/s and 0.4 ms. Since the API's reads run on the event loop
 (arv.db.on_loop), the workers mostly write, and a write mostly waits on PostgreSQL
 holding its turn: the default is 8 (creates at 32 connections: 2 at once 350-378
 requests/s, 4 at once 371-393, 8 at once 389-418; 512 against 612 at 2 processes;
-reads unchanged). Giving the turn back during each statement instead cost more in
-threads waking each other than it saved (creates 340 vs 378 requests/s). A job
-that waited ACTIVE_WAIT_SECONDS runs anyway, so a job that holds its turn while it
-waits for a row lock cannot stall the commit that would release it.
+reads unchanged). On uvloop, 8 at once stretched the tail at 128 connections (p99 461-655
+ms against 273-336 with 2); arv.event_loop's fair order undoes that (287-348 against 264-320
+ms, at 515-603 against 492-508 requests/s). Giving the turn back during each statement
+instead cost more in threads waking each other than it saved (creates 340 vs 378
+requests/s). A job that waited ACTIVE_WAIT_SECONDS runs anyway, so a job that holds
+its turn while it waits for a row lock cannot stall the commit that would release it.
 
 A turn is for using the GIL, not for waiting on the database: a job gives its turn
 back (give_back_turn()) before a COMMIT, which waits for PostgreSQL to flush the WAL
