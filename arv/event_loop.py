@@ -11,7 +11,8 @@ asyncio's loop alone has one flaw under `uvicorn --workers N`: uvicorn binds tha
 without naming its protocol, so asyncio does not see TCP and leaves Nagle's algorithm on for
 every connection, and each answer (headers, then body) waits ~40 ms for the client's delayed
 ACK (2 processes: 725 against 7,757 requests/s for a trivial app). EventLoop turns Nagle off
-on the listening socket, which Linux passes on to every connection it accepts.
+on the listening socket, which Linux passes on to every connection it accepts, and accepts one
+connection each time the socket is ready, so the processes share a burst of new connections.
 """
 
 from __future__ import annotations
@@ -25,11 +26,27 @@ logger = logging.getLogger("arv")
 
 
 class EventLoop(asyncio.SelectorEventLoop):
-    async def create_server(self, protocol_factory: Any, host: Any = None, port: Any = None, **kwargs: Any) -> Any:
-        sock = kwargs.get("sock")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+    async def create_server(
+        self,
+        protocol_factory: Any,
+        host: Any = None,
+        port: Any = None,
+        *,
+        sock: Any = None,
+        backlog: int = 100,
+        **kwargs: Any,
+    ) -> Any:
+        if sock is None:  # one process: uvicorn lets asyncio bind, and asyncio sees TCP
+            return await super().create_server(protocol_factory, host, port, backlog=backlog, **kwargs)
+        # A socket uvicorn bound for its --workers, shared by them all.
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return await super().create_server(protocol_factory, host, port, **kwargs)
+        # asyncio accepts up to `backlog` connections each time the socket is ready: the first
+        # process to wake took a whole burst of new connections (2 processes served at 1's
+        # rate). One a wake-up shares them out; listen() then restores the kernel's queue.
+        server = await super().create_server(protocol_factory, sock=sock, backlog=1, **kwargs)
+        sock.listen(backlog)
+        return server
 
 
 def check_event_loop() -> None:
