@@ -24,6 +24,9 @@ from typing import Any
 
 logger = logging.getLogger("arv")
 
+# What to give uvicorn's --loop (bin/serve, the README, the tests' servers).
+UVICORN_LOOP = "arv.event_loop:EventLoop"
+
 
 class EventLoop(asyncio.SelectorEventLoop):
     async def create_server(
@@ -55,8 +58,9 @@ def check_event_loop() -> None:
     if not isinstance(loop, EventLoop):
         kind = type(loop)
         logger.warning(
-            "serving on %s.%s: start uvicorn with --loop arv.event_loop:EventLoop, the loop ARV is measured on "
+            "serving on %s.%s: start uvicorn with --loop %s, the loop ARV is measured on "
             "(uvloop serves a saturated process unevenly; asyncio's own loop, under --workers, delays each answer)",
             kind.__module__,
             kind.__qualname__,
+            UVICORN_LOOP,
         )

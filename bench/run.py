@@ -90,6 +90,7 @@ LUA = BENCH / "lua" / "scenario.lua"
 VENV_BIN = ROOT / ".venv" / "bin"
 PYTHON = str(VENV_BIN / "python") if (VENV_BIN / "python").exists() else sys.executable
 UVICORN = str(VENV_BIN / "uvicorn")
+ARV_LOOP = "arv.event_loop:EventLoop"  # uvicorn's --loop for ARV's servers (its README's)
 GUNICORN = str(VENV_BIN / "gunicorn")
 
 ARV_SCENARIOS = ["detail", "list", "search", "create", "mix", "admin", "admin_search"]
@@ -332,7 +333,7 @@ class Checkout:
     def uvicorn_options(self) -> list[str]:
         """What its README serves it with: the event loop ARV is measured on (arv.event_loop),
         if this checkout has it (a baseline from before runs on uvicorn's default)."""
-        return ["--loop", "arv.event_loop:EventLoop"] if (self.root / "arv" / "event_loop.py").exists() else []
+        return ["--loop", ARV_LOOP] if (self.root / "arv" / "event_loop.py").exists() else []
 
     @property
     def static_root(self) -> Path:
@@ -1163,7 +1164,7 @@ def render_markdown(data: dict[str, Any]) -> str:
         f"{s['folders_each']} folders"
         + (f", list and admin pages among the first {s['pages_cap']}" if s.get("pages_cap") else "")
         + (f"; peer: {s['peer_companies']:,} companies (no folders)" if s["peer_companies"] else "")
-        + ". ARV: uvicorn `--no-access-log --loop arv.event_loop:EventLoop` (its README's), "
+        + f". ARV: uvicorn `--no-access-log --loop {ARV_LOOP}` (its README's), "
         + "DB_POOL_SIZE 20 + DB_MAX_OVERFLOW 10 per process"
         + (f" ({', '.join(s['arv_env'])})" if s.get("arv_env") else "")
         + ". "

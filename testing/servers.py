@@ -16,9 +16,9 @@ from pathlib import Path
 import httpx
 import uvicorn
 
+from arv.event_loop import UVICORN_LOOP
+
 PROJECT_DIR = Path(__file__).resolve().parents[1]
-# The event loop the README serves ARV on (uvicorn's --loop).
-EVENT_LOOP = "arv.event_loop:EventLoop"
 
 
 def in_fresh_django(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -67,7 +67,7 @@ def uvicorn_in_thread() -> Iterator[str]:
 
     port = free_port()
     config = uvicorn.Config(
-        application, host="127.0.0.1", port=port, lifespan="on", log_level="warning", loop=EVENT_LOOP
+        application, host="127.0.0.1", port=port, lifespan="on", log_level="warning", loop=UVICORN_LOOP
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
@@ -107,7 +107,7 @@ class UvicornProcess:
                 str(workers),
                 "--no-access-log",
                 "--loop",
-                EVENT_LOOP,
+                UVICORN_LOOP,
                 "--timeout-graceful-shutdown",
                 "20",
                 *args,
