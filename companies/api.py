@@ -30,13 +30,15 @@ CompanyId = Path[ObjectId]
 @router.get("", response=answers(CompanyPageOut))
 async def company_list(request: HttpRequest, filters: Query[CompanyListQuery]):
     return await answer_reads(
-        CompanyPageOut, selectors.company_list_read, selectors.company_list, user=request.auth, **filters.dict()
+        CompanyPageOut, selectors.company_list_read, selectors.company_list, user=request.auth, **filters.model_dump()
     )
 
 
 @router.post("", response=answers({201: CompanyOut}))
 async def company_create(request: HttpRequest, response: HttpResponse, body: CompanyCreate):
-    company = await finish_db(CompanyOut, services.company_create, user=request.auth, **body.dict(exclude_unset=True))
+    company = await finish_db(
+        CompanyOut, services.company_create, user=request.auth, **body.model_dump(exclude_unset=True)
+    )
     return created(request, response, company)
 
 
@@ -50,7 +52,11 @@ async def company_detail(request: HttpRequest, company_id: CompanyId):
 @router.patch("/{company_id}", response=answers(CompanyOut))
 async def company_update(request: HttpRequest, company_id: CompanyId, body: CompanyUpdate):
     return await finish_db(
-        CompanyOut, services.company_update, user=request.auth, company_id=company_id, **body.dict(exclude_unset=True)
+        CompanyOut,
+        services.company_update,
+        user=request.auth,
+        company_id=company_id,
+        **body.model_dump(exclude_unset=True),
     )
 
 
@@ -63,7 +69,7 @@ async def company_delete(request: HttpRequest, company_id: CompanyId):
 @router.put("/{company_id}/storage", response=answers(CompanyOut))
 async def company_set_storage(request: HttpRequest, company_id: CompanyId, body: CompanyStorageIn):
     return await finish_db(
-        CompanyOut, services.company_set_storage, user=request.auth, company_id=company_id, **body.dict()
+        CompanyOut, services.company_set_storage, user=request.auth, company_id=company_id, **body.model_dump()
     )
 
 
@@ -73,7 +79,7 @@ async def folder_list(
 ):
     # The answer stays a list (API.md); the total of all pages is in X-Total-Count.
     page = await finish_db(
-        FolderPageOut, selectors.folder_list, user=request.auth, company_id=company_id, **paging.dict()
+        FolderPageOut, selectors.folder_list, user=request.auth, company_id=company_id, **paging.model_dump()
     )
     response["X-Total-Count"] = str(page.total)
     return page.items
@@ -81,5 +87,7 @@ async def folder_list(
 
 @folders_router.post("/{company_id}/folders", response=answers({201: FolderOut}))
 async def folder_create(request: HttpRequest, company_id: CompanyId, body: FolderCreate):
-    folder = await finish_db(FolderOut, services.folder_create, user=request.auth, company_id=company_id, **body.dict())
+    folder = await finish_db(
+        FolderOut, services.folder_create, user=request.auth, company_id=company_id, **body.model_dump()
+    )
     return Status(201, folder)

@@ -3,11 +3,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from ninja import Schema
 from pydantic import AfterValidator, Field
 
 from arv.db.storable import MAX_INT
-from arv.web.schemas import Count, InputSchema, JsonObject, ObjectId, OutputSchema, Timestamp, text
+from arv.web.schemas import Count, InputSchema, JsonObject, ObjectId, OutputSchema, QuerySchema, Timestamp, text
 from storage.fields import nfkc
 from storage.schemas import Name, StoragePath
 
@@ -49,7 +48,7 @@ class CompanyPageOut(OutputSchema):
     total_pages: int
 
 
-class CompanyListQuery(Schema):
+class CompanyListQuery(QuerySchema):
     page: int = Field(1, ge=1, le=MAX_INT)
     page_size: int = Field(20, ge=1, le=100)
     search: Annotated[text(255), AfterValidator(nfkc)] = ""  # names are stored NFKC

@@ -34,7 +34,7 @@ async def connection_list(request: HttpRequest, filters: Query[ConnectionListQue
 @connections_router.post("/connections", response=answers({201: ConnectionOut}))
 async def connection_create(request: HttpRequest, response: HttpResponse, body: ConnectionCreate):
     connection = await finish_db(
-        ConnectionOut, services.connection_create, user=request.auth, **body.dict(exclude_unset=True)
+        ConnectionOut, services.connection_create, user=request.auth, **body.model_dump(exclude_unset=True)
     )
     return created(request, response, connection)
 
@@ -46,7 +46,7 @@ async def connection_detail(request: HttpRequest, connection_id: ConnectionId):
 
 @connections_router.patch("/connections/{connection_id}", response=answers(ConnectionOut))
 async def connection_update(request: HttpRequest, connection_id: ConnectionId, body: ConnectionUpdate):
-    fields = body.dict(exclude_unset=True)
+    fields = body.model_dump(exclude_unset=True)
     return await finish_db(
         ConnectionOut, services.connection_update, user=request.auth, connection_id=connection_id, **fields
     )

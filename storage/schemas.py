@@ -4,10 +4,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from ninja import Schema
 from pydantic import AfterValidator, Field, model_validator
 
-from arv.web.schemas import MAX_INT, InputSchema, JsonObject, OutputSchema, text
+from arv.web.schemas import MAX_INT, InputSchema, JsonObject, OutputSchema, QuerySchema, text
 from storage.fields import nfkc
 from storage.paths import canonical_path, reject_control_characters
 
@@ -75,7 +74,7 @@ class ConnectionCreate(ConnectionUpdate):
         return self
 
 
-class ConnectionListQuery(Schema):
+class ConnectionListQuery(QuerySchema):
     is_active: bool | None = None
 
 
@@ -110,7 +109,7 @@ class FolderPageOut(OutputSchema):
     total: int
 
 
-class FolderListQuery(Schema):
+class FolderListQuery(QuerySchema):
     page: int = Field(1, ge=1, le=MAX_INT)
     page_size: int = Field(100, ge=1, le=100)
 

@@ -34,10 +34,19 @@ ObjectId = Annotated[int, Field(ge=1, le=MAX_BIGINT)]
 Count = Annotated[int, Field(ge=0, le=MAX_INT)]
 
 
-class InputSchema(Schema):
+# Input is validated by plain pydantic models, as output is shaped (OutputSchema). ninja's
+# Schema runs a root validator in Python on every validation, which wraps the input in its
+# DjangoGetter (for reading ORM objects): 32 against 4 us for a company's create body.
+
+
+class InputSchema(BaseModel):
     """Request bodies: unknown fields are a 422, not silently dropped."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class QuerySchema(BaseModel):
+    """Query parameters (a view's `Query[...]`): parameters it does not know are ignored."""
 
 
 class OutputSchema(BaseModel):
