@@ -50,6 +50,7 @@ import asyncio
 import functools
 import gc
 import logging
+import sys
 import tempfile
 import threading
 import time
@@ -75,7 +76,7 @@ from arv.db.errors import DATABASE_ERRORS, Failure, classify
 from arv.db.failover import replace_if_lost
 from arv.db.readiness import start_keeper
 from arv.db.transaction import ClientDisconnected, UnitOfWork, current_unit
-from arv.db.workers import close_pool, get_pool, in_database_worker
+from arv.db.workers import GIL_SWITCH_INTERVAL, close_pool, get_pool, in_database_worker
 from arv.event_loop import check_event_loop
 from arv.logs import request_id, request_id_from
 from arv.metrics import endpoint as metrics
@@ -244,6 +245,7 @@ class Pipeline:
                 # What start-up loaded lives as long as the process: the cyclic GC need not scan it
                 # again (a full collection of it took ~25 ms, a pause for every request in flight).
                 gc.freeze()
+                sys.setswitchinterval(GIL_SWITCH_INTERVAL)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 # In-flight requests are done (uvicorn waits for them first).
