@@ -179,21 +179,25 @@ class DatabaseWorker:
     def _serve(self) -> None:
         worker_state.worker = self
         try:
-            while True:
-                job = self.jobs.get()
-                if job is _STOP:
-                    return
-                context, fn, args, future = job
-                self.holds_turn = True  # every job given to a worker was counted as running
-                try:
-                    result, exc = context.run(fn, *args), None
-                except BaseException as error:  # noqa: BLE001 - handed to the awaiting request
-                    result, exc = None, error
-                give_back_turn()  # unless the job gave it back already
-                _deliver(future, result, exc)
+            while (job := self.jobs.get()) is not _STOP:
+                self._run(*job)
+                # No reference to the job left while the worker waits for the next: it would keep the
+                # request's objects (its context, its answer) alive until then.
+                del job
         finally:
             close_thread_connections()
             self.pool._forget(self)
+
+    def _run(
+        self, context: contextvars.Context, fn: Callable[..., Any], args: Any, future: asyncio.Future[Any]
+    ) -> None:
+        self.holds_turn = True  # every job given to a worker was counted as running
+        try:
+            result, exc = context.run(fn, *args), None
+        except BaseException as error:  # noqa: BLE001 - handed to the awaiting request
+            result, exc = None, error
+        give_back_turn()  # unless the job gave it back already
+        _deliver(future, result, exc)
 
 
 def _deliver(future: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
