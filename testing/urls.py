@@ -11,6 +11,7 @@ urlpatterns = [
     path("api/test/lock-pair", views.async_lock_pair),
     path("api/test/broken-query", views.broken_query),
     path("api/test/threads", views.threads),
+    path("api/test/interpreter", views.interpreter),
     path("api/test/request-signals", views.request_signals),
     path("site-test/write-then-fail", views.sync_write_then_fail),
     path("site-test/lock-pair", views.sync_lock_pair),

@@ -5,6 +5,8 @@ Served under testing.settings (ROOT_URLCONF = testing.urls); never part of the p
 
 from __future__ import annotations
 
+import gc
+import sys
 import threading
 import time
 
@@ -126,6 +128,17 @@ async def request_signals(request: HttpRequest) -> JsonResponse:
 async def threads(request: HttpRequest) -> JsonResponse:
     """The server's threads, by name (no request may create one of its own)."""
     return JsonResponse({"threads": sorted(thread.name for thread in threading.enumerate())})
+
+
+async def interpreter(request: HttpRequest) -> JsonResponse:
+    """How the server process tuned Python at start-up (arv.pipeline's lifespan)."""
+    return JsonResponse(
+        {
+            "gc_threshold": gc.get_threshold(),
+            "gc_frozen": gc.get_freeze_count(),
+            "switch_interval": sys.getswitchinterval(),
+        }
+    )
 
 
 def _outside_thread(orm: bool = False) -> str:

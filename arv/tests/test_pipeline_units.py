@@ -7,7 +7,9 @@ The servers serve ARV's URLs plus test-only views written as a contributor would
 
 from __future__ import annotations
 
+import gc
 import socket
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -17,6 +19,8 @@ from django.conf import settings
 from django.db import connection
 
 from arv.auth.tokens import token_issue
+from arv.db.workers import GIL_SWITCH_INTERVAL
+from arv.pipeline import GC_YOUNG_THRESHOLD
 from companies.models import Company
 from testing.admin import ADMIN_USERNAME, log_in
 from testing.clusters import wait_for
@@ -209,6 +213,16 @@ def test_no_request_gets_a_thread_of_its_own(start_server, superuser, token, mak
     assert 1 <= sum(name.startswith("arv-db-") for name in before) <= 2  # the workers, within the bound
     browser.close()
     api.close()
+
+
+def test_the_server_process_tunes_the_interpreter_at_start_up(start_server):
+    # What start-up loaded is frozen out of the cyclic GC, young collections are rarer, and a
+    # thread holds the GIL longer between forced switches (arv.pipeline, arv.db.workers).
+    server = start_server(**TEST_VIEWS)
+    tuned = httpx.get(f"{server.url}/api/test/interpreter", timeout=30).json()
+    assert tuned["gc_threshold"][0] == GC_YOUNG_THRESHOLD != gc.get_threshold()[0]
+    assert tuned["gc_frozen"] > 10_000
+    assert tuned["switch_interval"] == pytest.approx(GIL_SWITCH_INTERVAL) != sys.getswitchinterval()
 
 
 # -- deadlocks, faults, clients that leave ----------------------------------------------------
