@@ -174,7 +174,8 @@ class UnitOfWork:
         try:
             # The executor lives for this call only: kept on the unit, the pair would form a
             # reference cycle, and every request would leave its objects (the unit, uvicorn's
-            # request cycle) to Python's cyclic GC: ~6 % of the CPU and pauses of 15-30 ms.
+            # request cycle) to Python's cyclic GC, which a server runs rarely
+            # (arv.pipeline.GC_YOUNG_THRESHOLD): they would pile up between its collections.
             async with ThreadSensitiveContext(executor=_UnitExecutor(self)):
                 response = await respond()
         except BaseException:
