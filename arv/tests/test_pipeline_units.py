@@ -7,9 +7,7 @@ The servers serve ARV's URLs plus test-only views written as a contributor would
 
 from __future__ import annotations
 
-import gc
 import socket
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -220,9 +218,10 @@ def test_the_server_process_tunes_the_interpreter_at_start_up(start_server):
     # thread holds the GIL longer between forced switches (arv.pipeline, arv.db.workers).
     server = start_server(**TEST_VIEWS)
     tuned = httpx.get(f"{server.url}/api/test/interpreter", timeout=30).json()
-    assert tuned["gc_threshold"][0] == GC_YOUNG_THRESHOLD != gc.get_threshold()[0]
+    # Python's own are 700 and 5 ms (not this process's: a test server in it has tuned it too).
+    assert tuned["gc_threshold"][0] == GC_YOUNG_THRESHOLD != 700
     assert tuned["gc_frozen"] > 10_000
-    assert tuned["switch_interval"] == pytest.approx(GIL_SWITCH_INTERVAL) != sys.getswitchinterval()
+    assert tuned["switch_interval"] == pytest.approx(GIL_SWITCH_INTERVAL) != 0.005
 
 
 # -- deadlocks, faults, clients that leave ----------------------------------------------------
