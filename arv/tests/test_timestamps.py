@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 
+import psycopg
 import pytest
 from django.db import connection
 from django.db.backends.postgresql.psycopg_any import register_tzloader
@@ -17,7 +18,7 @@ pytestmark = [
     pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's timestamptz"),
 ]
 
-TIMESTAMPTZ_OID = 1184
+TIMESTAMPTZ_OID = psycopg.adapters.types["timestamptz"].oid
 
 VALUES = [
     "2026-12-06 01:02:03.456789+00",
