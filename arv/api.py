@@ -12,6 +12,7 @@ from django.db import DataError, connection
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError
+from ninja.errors import ValidationError as SchemaValidationError
 from ninja.parser import Parser
 from ninja.renderers import BaseRenderer
 from ninja.responses import NinjaJSONEncoder
@@ -58,7 +59,24 @@ class OrjsonRenderer(BaseRenderer):
             return json.dumps(data, cls=NinjaJSONEncoder).encode()
 
 
-api = NinjaAPI(
+class ArvAPI(NinjaAPI):
+    def validation_error_from_error_contexts(self, error_contexts: list[Any]) -> SchemaValidationError:
+        """A body's errors located as API.md's other 422s (and FastAPI's) locate them: `["body",
+        field]`. ninja puts the view's parameter name between the two when the whole body is that
+        one schema (`["body", "body", field]`), so the same field had two locations depending on
+        whether the schema or the model refused it."""
+        errors = []
+        for context in error_contexts:
+            whole_body = getattr(context.model, "__read_from_single_attr__", None)
+            for error in super().validation_error_from_error_contexts([context]).errors:
+                source, *rest = error["loc"]
+                if whole_body and rest[:1] == [whole_body]:
+                    error["loc"] = (source, *rest[1:])
+                errors.append(error)
+        return SchemaValidationError(errors)
+
+
+api = ArvAPI(
     title="ARV API",
     version="1.0.0",
     # Relative to /api/docs, so it also works below a mount point (--root-path).

@@ -105,6 +105,32 @@ def test_create_with_invalid_fields_is_422_and_writes_nothing(staff, body):
     assert Company.objects.count() == before
 
 
+@pytest.mark.parametrize(
+    "body, loc",
+    [
+        ({}, ["body", "name"]),
+        ({"name": "ok", "contact_email": "not-an-email"}, ["body", "contact_email"]),
+        ({"name": "ok", "unknown": 1}, ["body", "unknown"]),
+        ({"name": "ok", "metadata": [1]}, ["body", "metadata"]),
+    ],
+)
+def test_a_422_locates_a_body_field_as_body_then_the_field(staff, make_company, body, loc):
+    """As API.md's other 422s do (and the FastAPI service did): the same place whichever layer
+    refused the value, the schema (here) or the model (test_api_model_rules), on a create and on
+    a patch."""
+    assert [error["loc"] for error in staff.post("/api/companies", json=body).json()["detail"]] == [loc]
+    company = make_company("Located Co")
+    patch = {field: value for field, value in body.items() if field != "name"} or {"name": None}
+    answer = staff.patch(f"/api/companies/{company.id}", json=patch)
+    assert answer.status_code == 422
+    assert [error["loc"] for error in answer.json()["detail"]] == [["body", next(iter(patch))]]
+
+
+def test_a_422_locates_a_query_parameter_as_query_then_its_name(staff):
+    detail = staff.get("/api/companies", params={"page_size": 101}).json()["detail"]
+    assert [error["loc"] for error in detail] == [["query", "page_size"]]
+
+
 @pytest.mark.parametrize("raw", [b"{not json", b"[1, 2]", b'"a string"'])
 def test_a_body_that_is_not_a_json_object_is_400(staff, raw):
     response = staff.post("/api/companies", content=raw, headers={"Content-Type": "application/json"})
