@@ -61,7 +61,7 @@ from django.core import signals
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, ASGIRequest, get_script_prefix
 from django.core.handlers.exception import convert_exception_to_response
-from django.db import close_old_connections, reset_queries
+from django.db import close_old_connections, connections, reset_queries
 from django.db.backends.signals import connection_created
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.urls import Resolver404, resolve, set_script_prefix
@@ -73,10 +73,9 @@ from arv.auth.slowdown import before_login
 from arv.db import read_after, replicas
 from arv.db.checks import check_renamed_variables, connection_budget
 from arv.db.errors import DATABASE_ERRORS, Failure, classify
-from arv.db.failover import replace_if_lost
 from arv.db.readiness import start_keeper
 from arv.db.transaction import ClientDisconnected, UnitOfWork, current_unit
-from arv.db.workers import GIL_SWITCH_INTERVAL, close_pool, get_pool, in_database_worker
+from arv.db.workers import GIL_SWITCH_INTERVAL, close_pool, get_pool, in_database_worker, worker_database
 from arv.event_loop import check_event_loop
 from arv.logs import request_id, request_id_from
 from arv.metrics import endpoint as metrics
@@ -332,10 +331,9 @@ class SiteHandler(ASGIHandler):
             try:
                 return view(request, *args, **kwargs)
             except DATABASE_ERRORS as exc:
-                unit = current_unit()
-                unit.failure = unit.failure or exc
-                if replace_if_lost(exc):  # on the worker: its connection is never reused
-                    unit.connection_lost = True
+                # On the worker, whose connection is the primary's or its replica's: a lost one
+                # is never reused, and the request may run once more on a fresh unit.
+                current_unit().note_failure(exc, connections[worker_database()])
                 if classify(exc) in (Failure.TRANSIENT, Failure.UNAVAILABLE):
                     return error_answers.database_error(exc, api=False)
                 raise
