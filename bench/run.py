@@ -29,10 +29,13 @@ What it does, on the local PostgreSQL (postgres@127.0.0.1:5432, or --pg-host/--p
      async operations on Django's async ORM and pool under uvicorn) and the diagnostic ones, ARV's
      own selectors and services on those two servers (sync, async). Each runs its scenarios (ARV:
      detail, list, search, create, mix, admin if asked for; the others detail, list, search,
-     create) at each concurrency with wrk (bench/lua/scenario.lua): a warm-up, then --reps measured
-     runs (the median is reported). Before the admin scenarios it logs in over HTTP as a browser
-     would (login form, CSRF token, session cookie), and wrk sends that session's cookie; their
-     runs are longer (MIN_REQUESTS_PER_CONNECTION);
+     create) at each concurrency with wrk (bench/lua/scenario.lua): a warm-up, then a measured run.
+     This goes in --reps rounds (default 3): each round starts every server anew and gives each of
+     its cells one run, and the median of a cell's runs is reported, so each contender's median
+     spans the same stretches of the sitting and the shared machine's drift reaches all alike (a
+     cell's runs one after the other would all land in one stretch). Before the admin scenarios
+     it logs in over HTTP as a browser would (login form, CSRF token, session cookie), and wrk
+     sends that session's cookie; their runs are longer (MIN_REQUESTS_PER_CONNECTION);
   3. measures the ceilings in the same run: a bare ASGI app (bench/bare_asgi.py), ARV's own stack
      with a view that touches no database (bench/arv_nodb.py), and the detail endpoint's SQL
      straight through psycopg (bench/dbceiling.py); and a py-spy profile of ARV's endpoints
@@ -486,8 +489,7 @@ class Cell:
     scenario: str
     connections: int
     reps: list[dict[str, Any]] = field(default_factory=list)
-    sessions_before: int = 0
-    sessions_after: int = 0
+    new_sessions: int = 0  # over all its measured runs (pg_stat_database.sessions after - before)
     monitor: dict[str, int] = field(default_factory=dict)
     db_connections: int | None = None
     companies: int | None = None  # --sizes: the data size this cell ran on
@@ -504,7 +506,7 @@ class Cell:
         served = sum(r.get("sent", r["requests"]) for r in self.reps)
         errors = sum(sum(r["errors"].values()) for r in self.reps)
         rps = self.rps()
-        new_sessions = self.sessions_after - self.sessions_before
+        new_sessions = self.new_sessions
         return {
             "target": self.target,
             "label": self.label,
@@ -567,6 +569,9 @@ class Bench:
         self.pg = Postgres(args.pg_host, args.pg_port, args.pg_user)
         self.monitor = Monitor(self.pg)
         self.cells: list[Cell] = []
+        # The side by side's cells by (label, scenario, connections): measured in rounds (run).
+        self.side_by_side_cells: dict[tuple[str, str, int], Cell] = {}
+        self.round = self.rounds = 1
         self.tag = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         self.run_counter = 0
         self.servers: list[Server] = []
@@ -642,8 +647,11 @@ class Bench:
                 return
 
     def run_cell(
-        self, cell: Cell, *, base_url: str, mode: str, token: str, ids, path="/", cookie="", database=None, warmup=None
-    ):
+        self, cell: Cell, *, base_url: str, mode: str, token: str, ids, path="/", cookie="", database=None, warmup=None,
+        reps=None,
+    ):  # fmt: skip
+        """A warm-up, then `reps` measured runs (default --reps), added to the cell's: a side-by-side cell
+        gets one run a round, on that round's server (Bench.run)."""
         args = self.args
         duration = args.ceiling_duration if cell.target in ("http", "nodb") else args.duration
         server = self.monitor.server
@@ -652,9 +660,10 @@ class Bench:
         self.drain(server, cell.connections, warm)
         cell.duration_s = duration = run_length(cell.scenario, cell.connections, duration, warm)
         if database:
-            cell.sessions_before = self.pg.sessions(database)
-        cell.server_cpu_s = 0.0 if server else None
-        for _ in range(args.reps):
+            sessions_before = self.pg.sessions(database)
+        if server and cell.server_cpu_s is None:
+            cell.server_cpu_s = 0.0
+        for _ in range(reps or args.reps):
             cpu_before = cpu_seconds(server.pids()) if server else 0.0
             rep = self.wrk(base_url, mode, cell.connections, duration, token, ids, path, cookie)
             cell.reps.append(rep)
@@ -662,15 +671,21 @@ class Bench:
             if server:  # through the drain, like the sessions: the requests served, in flight ones too
                 cell.server_cpu_s += cpu_seconds(server.pids()) - cpu_before
         if database:
-            cell.sessions_after = self.pg.sessions(database)
-        cell.monitor = self.monitor.snapshot()
-        self.cells.append(cell)
+            cell.new_sessions += self.pg.sessions(database) - sessions_before
+        now = self.monitor.snapshot()
+        if cell.monitor:  # an earlier round's: the peaks over all of them, the rest as it is now
+            now["peak_backends"] = max(now["peak_backends"], cell.monitor["peak_backends"])
+            now["peak_rss_kb"] = max(now["peak_rss_kb"], cell.monitor["peak_rss_kb"])
+        cell.monitor = now
+        if not any(c is cell for c in self.cells):
+            self.cells.append(cell)
         s = cell.summary()
         log(
             f"{cell.label:<16} {cell.scenario:<7} c={cell.connections:<4} {duration:>2} s {s['rps']:>9.1f} req/s  "
             f"p50 {s['p50_ms']:>8.1f} ms  p99 {s['p99_ms']:>8.1f} ms  err {s['errors']}  "
             f"backends {s['peak_backends']}/{s['final_backends']}  sess/1k {s['sessions_per_1k']}  "
             f"cpu {s['server_cpu_ms_per_req']} ms/req  rss {s['rss_mb']} MB"
+            + (f"  (round {self.round}/{self.rounds}: {len(cell.reps)} runs)" if self.rounds > 1 else "")
         )
         return cell
 
@@ -851,7 +866,7 @@ class Bench:
         scenarios = self.args.scenarios
         batches = [[s] for s in scenarios] if self.baseline else [scenarios]
         checkouts = [self.baseline, self.main] if self.baseline else [self.main]
-        profile = workers == 1 and self.args.profile_seconds > 0
+        profile = workers == 1 and self.args.profile_seconds > 0 and self.round == self.rounds
         for i, batch in enumerate(batches):
             for checkout in checkouts:
                 # The profile runs on this checkout's last server, after its scenarios warmed it up.
@@ -882,8 +897,11 @@ class Bench:
         for scenario in scenarios:
             admin = scenario.startswith("admin")  # a browser's session cookie, no API token
             for c in self.args.conns:
+                key = (label, scenario, c)
+                if key not in self.side_by_side_cells:
+                    self.side_by_side_cells[key] = Cell(target, label, workers, scenario, c)
                 self.run_cell(
-                    Cell(target, label, workers, scenario, c),
+                    self.side_by_side_cells[key],
                     base_url=base_url or server.base_url,
                     mode=scenario,
                     token="" if admin else (self.peer_token if peer else self.token),
@@ -891,6 +909,7 @@ class Bench:
                     ids=(1, self.args.peer_companies) if peer else self.ids,
                     database=database,
                     warmup=self.args.warmup + 1 if first else None,
+                    reps=1,  # a run a round (Bench.run: --reps rounds)
                 )
                 first = False
 
@@ -970,7 +989,7 @@ class Bench:
             n = min(c, DB_POOL_MAX)
             if n in done:
                 copy = Cell("db", done[n].label, 1, "db", c, reps=done[n].reps, db_connections=n)
-                copy.sessions_before, copy.sessions_after = done[n].sessions_before, done[n].sessions_after
+                copy.new_sessions = done[n].new_sessions
                 copy.monitor = done[n].monitor
                 self.cells.append(copy)
                 continue
@@ -983,7 +1002,7 @@ class Bench:
             proc = subprocess.Popen(argv, cwd=ROOT, env=self.arv_env(1), stdout=subprocess.PIPE, text=True)
             for line in proc.stdout:
                 if line.startswith("WARMED"):
-                    cell.sessions_before = self.pg.sessions(self.run_db)
+                    sessions_before = self.pg.sessions(self.run_db)
                     self.monitor.reset()
                 elif line.startswith("BENCH_JSON "):
                     cell.reps.append(json.loads(line[len("BENCH_JSON ") :]))
@@ -993,7 +1012,7 @@ class Bench:
                     self.db_statements = json.loads(line[len("STATEMENTS ") :])
             if proc.wait() != 0:
                 raise RuntimeError("bench/dbceiling.py failed")
-            cell.sessions_after = self.pg.sessions(self.run_db)
+            cell.new_sessions = self.pg.sessions(self.run_db) - sessions_before
             self.cells.append(cell)
             done[n] = cell
             s = cell.summary()
@@ -1056,11 +1075,17 @@ class Bench:
             if args.peer_dir or args.peer:
                 self.prepare_peer()
             alternatives = (["peer"] if args.peer_dir or args.peer else []) + args.contenders
+            self.rounds = args.reps
             for i, workers in enumerate(args.workers):
-                # Each server in turn on a fresh clone of the same analysed data, one at a time.
-                self.run_arv(workers)
-                for target in alternatives:
-                    self.run_contender(target, workers)
+                # Each server in turn on a fresh clone of the same analysed data, one at a time, in
+                # rounds: a round starts every server once and gives each of its cells one measured
+                # run, so each contender's median is over the same stretches of the sitting, and the
+                # shared machine's drift (its speed moved 1.5x within minutes) reaches all alike.
+                for n in range(1, self.rounds + 1):
+                    self.round = n
+                    self.run_arv(workers)
+                    for target in alternatives:
+                        self.run_contender(target, workers)
                 if i > 0 and not args.skip_ceilings:
                     self.run_http_ceilings(workers)
         finally:
@@ -1110,6 +1135,7 @@ class Bench:
                 "duration_s": args.duration,
                 "ceiling_duration_s": args.ceiling_duration,
                 "reps": args.reps,
+                "rounds": self.rounds,
                 "connections": args.conns,
                 "workers": args.workers,
                 "wrk_threads": args.threads,
@@ -1184,8 +1210,14 @@ def render_markdown(data: dict[str, Any]) -> str:
         + ".",
         "",
         f"Load: wrk, {s['wrk_threads']} threads, warm-up {s['warmup_s']} s then {s['reps']} × {s['duration_s']} s "
-        f"(ceilings HTTP/no-DB {s['ceiling_duration_s']} s), median of the repetitions. "
-        f"Data: {' and '.join(f'{n:,}' for n in s.get('sizes') or [s['companies']])} companies × "
+        f"(ceilings HTTP/no-DB {s['ceiling_duration_s']} s), median of the repetitions"
+        + (
+            f", taken in {s['rounds']} rounds: each round starts every server anew on a fresh clone and gives each "
+            "of its cells one run, so every contender's median spans the same stretches of the sitting. "
+            if s.get("rounds", 1) > 1
+            else ". "
+        )
+        + f"Data: {' and '.join(f'{n:,}' for n in s.get('sizes') or [s['companies']])} companies × "
         f"{s['folders_each']} folders"
         + (f", list and admin pages among the first {s['pages_cap']}" if s.get("pages_cap") else "")
         + (f"; peer: {s['peer_companies']:,} companies (no folders)" if s["peer_companies"] else "")
