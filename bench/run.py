@@ -1737,6 +1737,10 @@ def main() -> None:
         render_saved(Path(sys.argv[2]))
         return
     args = parse_args()
+    # Stopped with SIGTERM (kill, a timeout), the bench stops its servers as on Ctrl-C, through
+    # Bench.run's finally: they run in sessions of their own, and one left running kept
+    # reconnecting to the next run's database (its pool keeper) and doubled that run's backends.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     Bench(args).run()
 
 
