@@ -653,6 +653,7 @@ class Bench:
         """A warm-up, then `reps` measured runs (default --reps), added to the cell's: a side-by-side cell
         gets one run a round, on that round's server (Bench.run)."""
         args = self.args
+        first_runs = not cell.reps  # else an earlier round's cell, already in self.cells
         duration = args.ceiling_duration if cell.target in ("http", "nodb") else args.duration
         server = self.monitor.server
         self.monitor.reset()
@@ -677,7 +678,7 @@ class Bench:
             now["peak_backends"] = max(now["peak_backends"], cell.monitor["peak_backends"])
             now["peak_rss_kb"] = max(now["peak_rss_kb"], cell.monitor["peak_rss_kb"])
         cell.monitor = now
-        if not any(c is cell for c in self.cells):
+        if first_runs:
             self.cells.append(cell)
         s = cell.summary()
         log(
