@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
@@ -102,15 +103,17 @@ def admin_browser(browser: WebDriver, live_url: str, superuser, shot) -> WebDriv
 # --- helpers ----------------------------------------------------------------------------
 
 
-def wait(driver: WebDriver, timeout: float = 15) -> WebDriverWait:
-    return WebDriverWait(driver, timeout)
+def wait(driver: WebDriver, timeout: float = 15, ignored_exceptions=None) -> WebDriverWait:
+    return WebDriverWait(driver, timeout, ignored_exceptions=ignored_exceptions)
 
 
 def submit(driver: WebDriver, button: WebElement) -> None:
     """Click a button that submits a form and wait for the next page to load."""
     page = driver.find_element(By.TAG_NAME, "html")
     button.click()
-    wait(driver).until(expected_conditions.staleness_of(page))
+    # Asked mid-navigation, chromedriver may answer "Node with given id does not belong to the
+    # document" instead of a stale element: ask again, until the old page is gone or time is up.
+    wait(driver, ignored_exceptions=[WebDriverException]).until(expected_conditions.staleness_of(page))
     wait(driver).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 
