@@ -9,7 +9,7 @@ from ninja import Path, Query, Router, Status
 
 from arv.db.transaction import run_db
 from arv.web.schemas import ObjectId, answers, created
-from arv.web.shaping import answer_reads, finish_db
+from arv.web.shaping import answer_reads, finish_db, finish_insert
 from companies import selectors, services
 from companies.schemas import (
     CompanyCreate,
@@ -36,8 +36,8 @@ async def company_list(request: HttpRequest, filters: Query[CompanyListQuery]):
 
 @router.post("", response=answers({201: CompanyOut}))
 async def company_create(request: HttpRequest, response: HttpResponse, body: CompanyCreate):
-    company = await finish_db(
-        CompanyOut, services.company_create, user=request.auth, **body.model_dump(exclude_unset=True)
+    company = await finish_insert(
+        CompanyOut, services.new_company, user=request.auth, **body.model_dump(exclude_unset=True)
     )
     return created(request, response, company)
 

@@ -17,6 +17,7 @@ from django.utils.text import slugify
 
 from arv.auth.permissions import require, require_session
 from arv.db.queries import one_or_none
+from arv.db.transaction import inserted
 from arv.db.validation import full_clean
 from arv.web.errors import Conflict, InvalidInput
 from companies.access import companies_visible_to, require_member_writable
@@ -41,18 +42,23 @@ def _check_storage_connection(connection_id: int | None) -> None:
 CHECKED_ELSEWHERE = ["storage_connection"]
 
 
-@transaction.atomic(savepoint=False)
-def company_create(*, user: AbstractBaseUser, name: str, **fields: Any) -> Company:
+def new_company(*, user: AbstractBaseUser, name: str, **fields: Any) -> Company:
+    """A company the user may add, validated and not saved yet (company_create saves it; the API
+    has arv.web.shaping.finish_insert insert it). Looks up only a storage connection it names."""
     require(user, "add", Company)
     _check_storage_connection(fields.get("storage_connection_id"))
     company = Company(name=name, slug=company_slug(name), **fields)
     full_clean(company, exclude=CHECKED_ELSEWHERE)
-    company.save(force_insert=True)
-    # The answer is the saved instance, not a second query: full_clean left every field as stored
+    # Once saved it is the answer, not a second query: full_clean left every field as stored
     # (NFKC names, canonical paths, timestamps in UTC: arv.web.schemas.Timestamp), and a new
     # company has no folders yet.
     company.folders_count = 0
     return company
+
+
+@transaction.atomic(savepoint=False)
+def company_create(*, user: AbstractBaseUser, name: str, **fields: Any) -> Company:
+    return inserted(new_company(user=user, name=name, **fields))
 
 
 @transaction.atomic(savepoint=False)

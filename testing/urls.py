@@ -19,6 +19,7 @@ urlpatterns = [
     path("api/test/outside-db", views.outside_db),
     path("api/test/read-where", views.read_where),
     path("api/test/loop-read-then-write", views.loop_read_then_write),
+    path("api/test/insert-company", views.insert_company),
     path("api/test/read-on-primary", views.read_on_primary),
     path("site-test/read-only-once", views.read_only_once),
     path("site-test/lost-at-commit", views.lost_at_commit),

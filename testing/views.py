@@ -15,11 +15,13 @@ from django.core.signals import request_finished, request_started
 from django.db import connection
 from django.db.models.expressions import RawSQL
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from pydantic import BaseModel, model_validator
 
 from arv.db.on_loop import read
 from arv.db.queries import CompiledQuery
 from arv.db.replicas import reads_primary
 from arv.db.transaction import current_unit, outside_database
+from arv.web.shaping import finish_insert
 from companies.models import Company
 
 
@@ -184,6 +186,39 @@ async def loop_read_then_write(request: HttpRequest) -> JsonResponse:
         },
         status=int(request.GET.get("status", 201)),  # >= 400: the request fails, its write must go
     )
+
+
+class _NewCompany(BaseModel):
+    """A new company's answer, and the thread that shaped it (the event loop's, or a worker's)."""
+
+    id: int
+    name: str
+    created_at: str
+    shaped_on: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_company(cls, company: Company) -> dict[str, object]:
+        if company.name.startswith("unshapeable"):
+            raise ValueError("this answer cannot be built")
+        return {
+            "id": company.pk,
+            "name": company.name,
+            "created_at": company.created_at.isoformat(),
+            "shaped_on": threading.current_thread().name,
+        }
+
+
+def _new_company(name: str, look_up: bool) -> Company:
+    if look_up:
+        Company.objects.filter(name=name).exists()  # a query: never on the event loop
+    return Company(name=name, slug=name.lower().replace(" ", "-"))
+
+
+async def insert_company(request: HttpRequest) -> JsonResponse:
+    """A new company through finish_insert (?name=; ?look_up=1: its preparation queries first)."""
+    answer = await finish_insert(_NewCompany, _new_company, name=request.GET["name"], look_up="look_up" in request.GET)
+    return JsonResponse(answer.model_dump(), status=201)
 
 
 def _in_recovery() -> bool:

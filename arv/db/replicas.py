@@ -282,15 +282,22 @@ def position_after_commit() -> int | None:
     worker_state.wrote = False
     try:
         with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
-            # The insert position is at or past the end of the commit record just written.
-            cursor.execute("SELECT pg_current_wal_insert_lsn()::text")
+            cursor.execute(WAL_INSERT_POSITION)
             (text,) = cursor.fetchone()
     except DatabaseError as exc:
-        # Committed, but the connection failed right after: the answer stands (a 503 would
-        # tell the client its write failed), without a position.
-        logger.warning("no read-after position for a committed write: %s", type(exc.__cause__ or exc).__name__)
+        no_position(exc)
         return None
     return lsn_value(text)
+
+
+# Just after a commit: the insert position is at or past the end of the commit record just written.
+WAL_INSERT_POSITION = "SELECT pg_current_wal_insert_lsn()::text"
+
+
+def no_position(exc: BaseException) -> None:
+    """Committed, but the connection failed right after: the answer stands (a 503 would tell the
+    client its write failed), without a position."""
+    logger.warning("no read-after position for a committed write: %s", type(exc.__cause__ or exc).__name__)
 
 
 # -- the monitor ------------------------------------------------------------------------------

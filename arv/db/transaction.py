@@ -9,7 +9,7 @@ pipeline (arv.pipeline) opens one for every request that is not a static file:
   `transaction.atomic(durable=True)` on its connection; every later call runs on
   the same worker, inside the same transaction. A client that disconnects while
   its request waits for a worker is not run (ClientDisconnected).
-- Four ways in, one unit:
+- Five ways in, one unit:
     `await read(query, ...)`           a compiled read (arv.db.on_loop): before the transaction
                                        began, on the event loop with no trip to the worker's
                                        thread, where it may; else a trip as run_db;
@@ -17,6 +17,10 @@ pipeline (arv.pipeline) opens one for every request that is not a static file:
     `await run_db_last(fn, ...)`       a request's last call: fn, then the commit, in the
                                        same trip (arv.web.shaping.finish_db shapes fn's
                                        result as the view's answer there);
+    `await unit.insert_last(obj, shape)` a request's last call, one new row: inserted,
+                                       shaped and committed on the event loop where it may
+                                       (arv.db.on_loop), else as run_db_last
+                                       (arv.web.shaping.finish_insert);
     Django's async ORM (`aget`, `acreate`, `async for`, ...) and any
     `sync_to_async(...)`: asgiref sends thread-sensitive calls to the unit's executor
     (ThreadSensitiveContext in `unit.serve`), which makes each a trip of this unit.
@@ -61,6 +65,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from asgiref.sync import ThreadSensitiveContext
 from django.db import connections, transaction
+from django.db.models import Model
 
 from arv.db import on_loop, replicas
 from arv.db.errors import DATABASE_ERRORS
@@ -72,6 +77,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 R = TypeVar("R")
+M = TypeVar("M", bound=Model)
 
 _current: ContextVar[UnitOfWork | None] = ContextVar("arv_unit_of_work", default=None)
 
@@ -158,6 +164,16 @@ class UnitOfWork:
             if await self._reads_on_loop():
                 return await on_loop.execute(self, query, values)
         return await self.run(functools.partial(query.run, **values))
+
+    async def insert_last(self, instance: Model, shape: Callable[[Model], T]) -> T:
+        """A request's last database work: instance (a new row, validated) inserted, shape(instance),
+        then the commit. On the event loop where the unit reads there now and the row allows it
+        (on_loop.may_insert_on_loop): BEGIN with the INSERT, then COMMIT, no trip to the worker's
+        thread. Else a last trip to the worker, with Model.save(force_insert=True)."""
+        async with self._leasing:
+            if not self.finished and not self.in_transaction and on_loop.may_insert_on_loop(self, instance):
+                return await on_loop.insert_last(self, instance, shape)
+        return await self.run(functools.partial(_inserted_and_shaped, instance, shape), last=True)
 
     async def reads_on_loop(self) -> bool:
         """Whether the unit's reads run on the event loop now (arv.db.on_loop); if so, the work
@@ -389,6 +405,16 @@ def outside_database() -> None:
     unit = _current.get()
     if unit is not None:
         unit.outside_database()
+
+
+def inserted(instance: M) -> M:
+    """instance saved as a new row (an INSERT, never an UPDATE)."""
+    instance.save(force_insert=True)
+    return instance
+
+
+def _inserted_and_shaped(instance: Model, shape: Callable[[Model], T]) -> T:
+    return shape(inserted(instance))
 
 
 def _preceded(first: list[Callable[[], Any]], fn: Callable[[], T]) -> Callable[[], T]:

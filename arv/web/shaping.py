@@ -1,5 +1,6 @@
-"""A view's answer, shaped from its last database work: `await finish_db(Schema, fn, ...)`, or
-from its reads: `await answer_reads(Schema, fn, ...)`."""
+"""A view's answer, shaped from its last database work: `await finish_db(Schema, fn, ...)`, from
+a new row: `await finish_insert(Schema, prepare, ...)`, or from its reads: `await
+answer_reads(Schema, fn, ...)`."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from django.core.exceptions import SynchronousOnlyOperation
+from django.db.models import Model
 from pydantic import TypeAdapter
 
-from arv.db.transaction import current_unit, run_db_last
+from arv.db.transaction import current_unit, inserted, run_db_last
 
 
 async def finish_db(schema: Any, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
@@ -21,6 +24,29 @@ async def finish_db(schema: Any, fn: Callable[..., Any], /, *args: Any, **kwargs
     """
     shape = _adapter(schema).validate_python
     return await run_db_last(lambda: shape(fn(*args, **kwargs)))
+
+
+async def finish_insert(schema: Any, prepare: Callable[..., Model], /, **kwargs: Any) -> Any:
+    """A view whose write is one new row, its last database work: prepare(**kwargs) checks the
+    caller and returns the new instance, validated and unsaved (it writes nothing); the row is
+    inserted, shaped as `schema` and committed.
+
+    Where the request reads on the event loop (arv.db.on_loop), prepare runs there, and if it
+    needs no database (Django refuses any query on the loop: SynchronousOnlyOperation, before
+    anything is sent) the INSERT and the COMMIT run there too (UnitOfWork.insert_last): a
+    create of ARV's costs no trip to a worker's thread. Else all of it runs on the worker,
+    in one trip, as finish_db.
+    """
+    shape = _adapter(schema).validate_python
+    unit = current_unit()
+    if await unit.reads_on_loop():
+        try:
+            instance = prepare(**kwargs)
+        except SynchronousOnlyOperation:
+            pass  # it looks something up first (a session's permissions, a related row): the worker's
+        else:
+            return await unit.insert_last(instance, shape)
+    return await run_db_last(lambda: shape(inserted(prepare(**kwargs))))
 
 
 async def answer_reads(
