@@ -81,3 +81,12 @@ def test_with_sql_logged_a_new_row_is_inserted_on_the_worker(insert):
     assert answer.status_code == 201, answer.text
     assert answer.json()["shaped_on"].startswith("arv-db")
     assert 'INSERT INTO "companies_company"' in server.output()
+
+
+def test_with_async_unsafe_allowed_a_preparation_that_queries_still_runs_on_the_worker(insert):
+    # DJANGO_ALLOW_ASYNC_UNSAFE lifts Django's refusal: the query would run on the loop's thread,
+    # on a connection outside the pool, and the row be inserted beside it.
+    _, create = insert(DJANGO_ALLOW_ASYNC_UNSAFE="true")
+    answer = create("Unsafe Allowed", look_up="1")
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["shaped_on"].startswith("arv-db")

@@ -5,6 +5,7 @@ answer_reads(Schema, fn, ...)`."""
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -35,11 +36,12 @@ async def finish_insert(schema: Any, prepare: Callable[..., Model], /, **kwargs:
     needs no database (Django refuses any query on the loop: SynchronousOnlyOperation, before
     anything is sent) the INSERT and the COMMIT run there too (UnitOfWork.insert_last): a
     create of ARV's costs no trip to a worker's thread. Else all of it runs on the worker,
-    in one trip, as finish_db.
+    in one trip, as finish_db. (With DJANGO_ALLOW_ASYNC_UNSAFE set Django would run the query on
+    the loop's thread, on a connection outside the pool: then always the worker.)
     """
     shape = _adapter(schema).validate_python
     unit = current_unit()
-    if await unit.reads_on_loop():
+    if not os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE") and await unit.reads_on_loop():
         try:
             instance = prepare(**kwargs)
         except SynchronousOnlyOperation:
