@@ -61,7 +61,7 @@ def test_a_count_sees_committed_rows_of_other_connections_and_not_uncommitted_on
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_creates_on_many_connections_are_all_counted(make_company):
     before = Company.objects.count()
-    connections = [psycopg.connect(current_database_conninfo()) for _ in range(4)]
+    connections, spares = _in_transactions_on_distinct_slots(4)
     try:
         for n, other in enumerate(connections):  # all open at once, committed in another order
             other.execute(
@@ -73,6 +73,23 @@ def test_concurrent_creates_on_many_connections_are_all_counted(make_company):
         for other in reversed(connections):
             other.commit()
     finally:
-        for other in connections:
+        for other in connections + spares:
             other.close()
     assert Company.objects.count() == before + 4 == rows()
+
+
+def _in_transactions_on_distinct_slots(count: int) -> tuple[list[psycopg.Connection], list[psycopg.Connection]]:
+    """count connections, each in a transaction on a session whose counter slot (its backend pid
+    mod 64, migration 0006) no other one has, and the spares that were not: two inserts on one
+    slot would wait for each other's commit, which the test sends only after every insert. A
+    spare keeps its transaction open, so that through PgBouncer the next connection gets
+    another server session."""
+    chosen: list[psycopg.Connection] = []
+    spares: list[psycopg.Connection] = []
+    slots: set[int] = set()
+    while len(chosen) < count:
+        other = psycopg.connect(current_database_conninfo())
+        (slot,) = other.execute("SELECT mod(pg_backend_pid(), 64)").fetchone()  # begins its transaction
+        (spares if slot in slots else chosen).append(other)
+        slots.add(slot)
+    return chosen, spares
