@@ -102,16 +102,13 @@ async def execute(unit: UnitOfWork, query: CompiledQuery[Any], values: dict[str,
 
 
 def may_insert_on_loop(unit: UnitOfWork, instance: Model) -> bool:
-    """Whether insert_last may insert instance on the event loop: the unit reads there now
-    (UnitOfWork.reads_on_loop), on the primary; the row is one plain INSERT (no parent
-    model's row, no ordering to look up) that nobody listens to (receivers of pre_save or
+    """Whether insert_last may insert instance on the event loop, where the unit reads there now
+    (UnitOfWork.insert_last asks that first): on the primary, and the row is one plain INSERT (no
+    parent model's row, no ordering to look up) that nobody listens to (receivers of pre_save or
     post_save are sync code that may query: they get Model.save() on the worker)."""
-    worker = unit.worker
     meta = instance._meta
     return (
-        worker is not None
-        and not unit.route.on_replica
-        and may_read_on_loop(unit, worker)
+        not unit.route.on_replica
         and not meta.parents
         and not meta.order_with_respect_to
         and not instance._is_pk_set()

@@ -171,7 +171,9 @@ class UnitOfWork:
         (on_loop.may_insert_on_loop): BEGIN with the INSERT, then COMMIT, no trip to the worker's
         thread. Else a last trip to the worker, with Model.save(force_insert=True)."""
         async with self._leasing:
-            if not self.finished and not self.in_transaction and on_loop.may_insert_on_loop(self, instance):
+            # _reads_on_loop: the same conditions as a read's, and the work that must come first
+            # (a bearer token's lookup) has run.
+            if await self._reads_on_loop() and on_loop.may_insert_on_loop(self, instance):
                 return await on_loop.insert_last(self, instance, shape)
         return await self.run(functools.partial(_inserted_and_shaped, instance, shape), last=True)
 
